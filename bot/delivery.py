@@ -1,0 +1,109 @@
+"""The outbox dispatcher: delivers queued replies through each channel's sender, with retries.
+
+A failed send is rescheduled with backoff; `PermanentDeliveryError` (or too many attempts) marks it dead, for
+`supportbot replay`. `kick()` wakes the loop at once after new replies; otherwise it polls on an interval, so
+rows left by a crashed process (or another replica) go out too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+
+import structlog
+
+from bot import metrics
+from bot.errors import PermanentDeliveryError
+from bot.messages import Channel, Reply
+from bot.ports import ReplySender
+from bot.store.outbox import DEAD, Outbox, OutboxItem
+
+log = structlog.get_logger(__name__)
+
+
+class OutboxDispatcher:
+    def __init__(self, outbox: Outbox, senders: Mapping[Channel, ReplySender], *, interval: float = 5.0) -> None:
+        self._outbox = outbox
+        self._senders = dict(senders)
+        self._interval = interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
+
+    def register(self, channel: Channel, sender: ReplySender) -> None:
+        self._senders[channel] = sender
+
+    async def on_replies(self, _replies: list[Reply]) -> None:
+        """Pipeline callback: new replies are in the outbox."""
+        self.kick()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    async def flush_once(self, limit: int = 50) -> int:
+        """Deliver what is due now; returns how many were sent."""
+        async with self._flush_lock:
+            sent = 0
+            while True:
+                items = await self._outbox.claim_due(limit)
+                if not items:
+                    break
+                results = await asyncio.gather(*(self._deliver(item) for item in items))
+                sent += sum(results)
+                if len(items) < limit:
+                    break
+            pending, age, dead = await self._outbox.stats()
+            metrics.OUTBOX_PENDING.set(pending)
+            metrics.OUTBOX_OLDEST_AGE.set(age)
+            metrics.OUTBOX_DEAD.set(dead)
+            return sent
+
+    async def _deliver(self, item: OutboxItem) -> int:
+        reply = item.reply
+        sender = self._senders.get(reply.channel)
+        log_ = log.bind(message_id=reply.in_reply_to, reply=reply.idempotency_key, attempt=item.attempts)
+        if sender is None:
+            if reply.channel in (Channel.API, Channel.CLI):  # answered in the request itself
+                await self._outbox.mark_sent(item.id, "inline")
+                return 1
+            status = await self._outbox.mark_failed(item.id, f"no sender for channel {reply.channel.value}")
+            log_.warning("outbox.no_sender", status=status)
+            return 0
+        try:
+            ref = await sender.send(reply)
+        except PermanentDeliveryError as exc:
+            await self._outbox.mark_failed(item.id, str(exc), permanent=True)
+            metrics.DELIVERIES.labels(reply.channel.value, "dead").inc()
+            log_.error("outbox.dead", error=type(exc).__name__)
+            return 0
+        except Exception as exc:
+            status = await self._outbox.mark_failed(item.id, f"{type(exc).__name__}: {exc}")
+            metrics.DELIVERIES.labels(reply.channel.value, "dead" if status == DEAD else "retry").inc()
+            log_.warning("outbox.retry", status=status, error=type(exc).__name__)
+            return 0
+        await self._outbox.mark_sent(item.id, ref)
+        metrics.DELIVERIES.labels(reply.channel.value, "sent").inc()
+        return 1
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.flush_once()
+            except Exception:
+                metrics.ERRORS.labels("outbox").inc()
+                log.exception("outbox.flush_failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)

@@ -1,0 +1,175 @@
+"""Value types that travel through the core.
+
+Every value is a frozen dataclass: adapters build them from raw events, the core passes them around, and
+nothing downstream can mutate what an adapter saw. No raw dicts cross a port.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+
+class Channel(enum.StrEnum):
+    """Where an inquiry came from and where its replies go."""
+
+    SLACK = "slack"
+    EMAIL = "email"
+    API = "api"
+    CLI = "cli"
+
+
+class Role(enum.StrEnum):
+    CUSTOMER = "customer"
+    BOT = "bot"
+    AGENT = "agent"
+
+
+class Outcome(enum.StrEnum):
+    """What the conversation service decided for one turn."""
+
+    ANSWERED = "answered"
+    ANSWERED_OFFER = "answered_offer"  # answered, with a ticket offered because confidence was low
+    ABSTAINED = "abstained"  # "I don't know" plus a ticket offer, never a guess
+    HANDOFF = "handoff"  # the person asked for a human
+    SUPPRESSED = "suppressed"  # a human is on the case; the bot stays quiet
+    REJECTED = "rejected"  # a guard refused the input (empty, too long)
+    FAILED = "failed"  # an internal error; the user got an apology with a reference id
+
+
+class ActionKind(enum.StrEnum):
+    """Things a reply can offer the user (buttons in Slack, instructions in email)."""
+
+    FEEDBACK_UP = "feedback_up"
+    FEEDBACK_DOWN = "feedback_down"
+    OFFER_TICKET = "offer_ticket"
+    TALK_TO_PERSON = "talk_to_person"
+    CONFIRM = "confirm"
+    CANCEL = "cancel"
+    CLAIM = "claim"
+    RESOLVE = "resolve"
+
+
+def frozen_map(values: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """A read-only mapping, so metadata on a frozen value is really frozen."""
+    return MappingProxyType(dict(values or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One message from a person, normalised by a channel adapter."""
+
+    channel: Channel
+    conversation_key: str  # Slack: "C123:1700000000.000100" (channel:thread_ts); email: root Message-ID
+    message_id: str  # unique per message in its channel (Slack event id / ts, email Message-ID)
+    sender: str  # Slack user id or email address
+    text: str
+    received_at: datetime
+    subject: str = ""
+    metadata: Mapping[str, str] = field(default_factory=frozen_map)
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One stored message of a conversation, used as history for follow-up questions."""
+
+    role: Role
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A numbered source that an answer cites; `index` matches the [n] marker in the text."""
+
+    index: int
+    title: str
+    source: str  # path or URL of the document
+    url: str = ""  # a link a person can open, when there is one
+    section: str = ""
+    snippet: str = ""
+    score: float = 0.0
+    chunk_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What one answer cost."""
+
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the knowledge engine says to a question."""
+
+    text: str
+    citations: tuple[Citation, ...]
+    confidence: float  # 0..1 from retrieval scores and citation coverage
+    grounded: bool  # every claim cites a retrieved chunk
+    abstained: bool  # the engine declined: nothing relevant enough was found
+    answerer: str  # "claude", "extractive", ...
+    usage: Usage = field(default_factory=Usage)
+    stage_ms: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    standalone_question: str = ""  # the follow-up condensed with history, when it was
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A button or instruction offered with a reply. `value` is opaque to the user (e.g. an action token)."""
+
+    kind: ActionKind
+    label: str
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Something to say back, in the channel and conversation it belongs to.
+
+    The core returns replies; the composition root puts them in the outbox and a channel's sender renders
+    them (Slack blocks, email text and HTML). `idempotency_key` makes delivery exactly-once.
+    """
+
+    channel: Channel
+    conversation_key: str
+    in_reply_to: str  # message id of the inbound message this answers
+    text: str
+    outcome: Outcome
+    idempotency_key: str
+    citations: tuple[Citation, ...] = ()
+    actions: tuple[Action, ...] = ()
+    confidence: float | None = None
+    low_confidence: bool = False
+    reference_id: str = ""  # shown with apologies so support can find the log line
+    recipient: str = ""
+    subject: str = ""
+    metadata: Mapping[str, str] = field(default_factory=frozen_map)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRequest:
+    """What a ticket backend needs to open a ticket."""
+
+    subject: str
+    summary: str
+    requester: str
+    channel: Channel
+    conversation_key: str
+    conversation_link: str = ""
+    transcript: tuple[Turn, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRef:
+    """A ticket that exists in some backend."""
+
+    backend: str
+    reference: str  # "#123", "SUP-42", ...
+    url: str = ""

@@ -1,0 +1,111 @@
+"""Ports: the boundaries the core talks through.
+
+The conversation service knows these Protocols, never the concrete classes; `bot/app.py` picks the
+implementations (LlamaIndex over Qdrant, Zendesk or Jira, Slack or email) from settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+from bot.messages import Answer, Channel, InboundMessage, Reply, TicketRef, TicketRequest, Turn
+
+
+@runtime_checkable
+class KnowledgeEngine(Protocol):
+    """Answers a question from the knowledge base, with citations and a confidence."""
+
+    async def answer(
+        self,
+        question: str,
+        history: Sequence[Turn] = (),
+        filters: Mapping[str, str] | None = None,
+    ) -> Answer: ...
+
+    async def ready(self) -> bool:
+        """True when the vector store is reachable and the index holds documents."""
+        ...
+
+
+class TicketBackend(Protocol):
+    """Opens tickets. `idempotency_key` (the pending action's token) makes a repeated call return the same ticket."""
+
+    name: str
+
+    async def create(self, request: TicketRequest, idempotency_key: str) -> TicketRef: ...
+
+
+class ReplySender(Protocol):
+    """Delivers one reply on its channel. Raises on failure; the outbox retries."""
+
+    async def send(self, reply: Reply) -> str:
+        """Send and return the channel's reference for what was sent (Slack ts, email Message-ID)."""
+        ...
+
+
+class ChannelAdapter(Protocol):
+    """A running channel: receives events, and stops cleanly on shutdown."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real clock, always timezone-aware UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionPreview:
+    """A proposed irreversible action as a person sees it before confirming."""
+
+    token: str
+    kind: str  # "create_ticket"
+    state: str  # pending | confirmed | done | cancelled | expired
+    subject: str
+    summary: str
+    requester: str
+    channel: Channel
+    conversation_key: str
+    expires_at: datetime
+    conversation_link: str = ""
+    ticket: TicketRef | None = None
+
+
+class Escalation(Protocol):
+    """The way to a person: propose tickets (confirmed by a human), hand off, claim and resolve.
+
+    Every method is safe to call twice (Slack retries, double clicks, two replicas): a repeated confirmation
+    returns the existing ticket; invalid transitions raise `InvalidTransition` with a message fit for the user.
+    """
+
+    async def propose_ticket(self, msg: InboundMessage, reason: str) -> ActionPreview: ...
+
+    async def preview(self, token: str) -> ActionPreview: ...
+
+    async def confirm(self, token: str, actor: str) -> TicketRef: ...
+
+    async def cancel(self, token: str, actor: str) -> None: ...
+
+    async def confirm_by_reply(self, msg: InboundMessage) -> TicketRef | None:
+        """Email: `msg` confirms when it replies (In-Reply-To/References in msg.metadata) to an offer message
+        from the offer's requester and says yes. None (and a log line) for anything else."""
+        ...
+
+    async def hand_off(self, channel: Channel, conversation_key: str, requester: str, summary: str) -> None: ...
+
+    async def claim(self, channel: Channel, conversation_key: str, agent: str) -> None: ...
+
+    async def resolve(self, channel: Channel, conversation_key: str, agent: str) -> None: ...

@@ -1,0 +1,184 @@
+"""Settings from the environment (and an optional `.env`), with the ecosystem's usual variable names.
+
+Field names map to upper-case variables: `slack_bot_token` is `SLACK_BOT_TOKEN`. Secrets are `SecretStr`, so
+they never print. A channel is on when its settings are present. `load_settings()` turns a validation error
+into one `ConfigError` line that names the variable and what to fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+Security = Literal["ssl", "starttls", "none"]
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
+
+    # --- service ---
+    data_dir: Path = Path("./var")
+    database_url: str = ""  # default: sqlite under DATA_DIR
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    shutdown_grace_seconds: float = Field(5.0, ge=0)
+    api_keys: CommaList = []
+    api_rate_limit_per_minute: int = Field(60, ge=1)
+    max_question_chars: int = Field(4000, ge=1)
+    public_base_url: str = ""  # used to link conversations in tickets
+
+    # --- knowledge ---
+    knowledge_paths: CommaList = []
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    embedding_batch_size: int = Field(8, ge=1)
+    qdrant_url: str = ""
+    qdrant_api_key: SecretStr | None = None
+    qdrant_collection: str = "supportbot"
+    retrieval_top_k: int = Field(5, ge=1, le=50)
+    abstain_threshold: float = Field(0.35, ge=0, le=1)
+    low_confidence_threshold: float = Field(0.55, ge=0, le=1)
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str = ""
+    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_max_tokens: int = Field(1024, ge=1)
+    anthropic_timeout_seconds: float = Field(30.0, gt=0)
+    anthropic_max_retries: int = Field(2, ge=0)
+    llm_breaker_failures: int = Field(5, ge=1)
+    llm_breaker_reset_seconds: float = Field(60.0, gt=0)
+    llm_input_cost_per_mtok: float = Field(3.0, ge=0)
+    llm_output_cost_per_mtok: float = Field(15.0, ge=0)
+    llm_daily_budget_usd: float = Field(50.0, ge=0)
+
+    # --- slack ---
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_escalation_channel: str = ""
+    slack_report_channel: str = ""
+    slack_allowed_channels: CommaList = []  # empty: every channel the bot is in
+    slack_top_level_channels: CommaList = []  # channels where every top-level message is answered, not only mentions
+    slack_no_followup_channels: CommaList = []  # channels where thread follow-ups need a new mention
+    slack_allowed_bots: CommaList = []  # bot ids whose messages are answered (others are ignored)
+    slack_agent_users: CommaList = []  # user ids who may confirm for others, claim and resolve
+
+    # --- email ---
+    imap_host: str = ""
+    imap_port: int = Field(993, ge=1, le=65535)
+    imap_user: str = ""
+    imap_password: SecretStr | None = None
+    imap_security: Security = "ssl"
+    imap_folder: str = "INBOX"
+    imap_done_action: Literal["seen", "move"] = "seen"
+    imap_done_folder: str = "Processed"
+    imap_quarantine_folder: str = "Quarantine"
+    imap_idle: bool = True
+    imap_poll_seconds: float = Field(30.0, gt=0)
+    smtp_host: str = ""
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_security: Security = "starttls"
+    support_address: str = ""
+    email_bot_addresses: CommaList = []  # other addresses of ours, never answered
+    email_max_bytes: int = Field(10_000_000, ge=1024)
+    email_replies_per_sender_per_hour: int = Field(5, ge=1)
+
+    # --- escalation ---
+    ticket_backend: Literal["internal", "webhook", "zendesk", "jira"] = "internal"
+    confirmation_ttl_minutes: int = Field(60 * 24, ge=1)
+    ticket_webhook_url: str = ""
+    ticket_webhook_secret: SecretStr | None = None
+    zendesk_url: str = ""
+    zendesk_email: str = ""
+    zendesk_api_token: SecretStr | None = None
+    jira_url: str = ""
+    jira_email: str = ""
+    jira_api_token: SecretStr | None = None
+    jira_project: str = ""
+    jira_issue_type: str = "Task"
+
+    # --- scheduler ---
+    timezone: str = "UTC"
+    report_schedule: str = "0 9 * * mon"
+    report_email_to: CommaList = []
+    gaps_schedule: str = "0 8 * * *"
+    kb_sync_schedule: str = "*/30 * * * *"
+    outbox_flush_seconds: float = Field(5.0, gt=0)
+    leader_lease_seconds: float = Field(30.0, gt=0)
+    misfire_grace_seconds: int = Field(3600, ge=1)
+
+    _split = field_validator(
+        "api_keys",
+        "knowledge_paths",
+        "slack_allowed_channels",
+        "slack_top_level_channels",
+        "slack_no_followup_channels",
+        "slack_allowed_bots",
+        "slack_agent_users",
+        "email_bot_addresses",
+        "report_email_to",
+        mode="before",
+    )(_split_commas)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError("use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The async SQLAlchemy URL: DATABASE_URL, or SQLite under DATA_DIR."""
+        url = self.database_url
+        if not url:
+            return f"sqlite+aiosqlite:///{(self.data_dir / 'supportbot.db').resolve()}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url.removeprefix("postgres://")
+        if url.startswith("postgresql://"):
+            url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+        if url.startswith("sqlite:///"):
+            url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+        return url
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None and (
+            self.slack_app_token is not None or self.slack_signing_secret is not None
+        )
+
+    @property
+    def email_enabled(self) -> bool:
+        return bool(self.imap_host and self.smtp_host and self.support_address)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings, or raise `ConfigError` with one line per bad variable (values never echoed)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigError("bad configuration: " + "; ".join(problems)) from None
+
+
+def secret(value: SecretStr | None) -> str:
+    """The plain value of an optional secret, or ''."""
+    return value.get_secret_value() if value is not None else ""

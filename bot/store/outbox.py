@@ -1,0 +1,173 @@
+"""The outbox: replies decided but not yet delivered.
+
+A reply is written in the same transaction that settles its inbound message, under a unique idempotency key,
+so a crash between "decided" and "sent" leaves a pending row that the dispatcher (any replica, after any
+restart) delivers. Claims are leases, so two replicas never send the same row at once.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.messages import Reply
+from bot.ports import Clock
+from bot.store.codec import reply_from_json, reply_to_json
+from bot.store.db import Database
+from bot.store.sql import insert_ignore, truncate
+from bot.store.tables import OutboxRow
+
+PENDING, SENT, DEAD = "pending", "sent", "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    reply: Reply
+    attempts: int
+    created_at: datetime
+
+
+def backoff_seconds(attempts: int, base: float = 2.0, cap: float = 600.0) -> float:
+    """Exponential backoff with full jitter: base * 2^(attempts-1), capped, times a random 0.5..1."""
+    return float(min(cap, base * 2 ** max(0, attempts - 1)) * (0.5 + random.random() / 2))
+
+
+class Outbox:
+    def __init__(self, db: Database, clock: Clock, *, max_attempts: int = 15, lease_seconds: float = 60.0) -> None:
+        self._db = db
+        self._clock = clock
+        self.max_attempts = max_attempts
+        self._lease = timedelta(seconds=lease_seconds)
+
+    async def enqueue_in(self, session: AsyncSession, reply: Reply) -> None:
+        """Add a reply inside the caller's transaction; a repeated idempotency key is ignored."""
+        now = self._clock.now()
+        values = {
+            "idempotency_key": reply.idempotency_key,
+            "channel": reply.channel.value,
+            "conversation_key": reply.conversation_key,
+            "payload": reply_to_json(reply),
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "delivery_ref": "",
+            "last_error": "",
+        }
+        await session.execute(insert_ignore(self._db.dialect, OutboxRow.__table__, values))  # type: ignore[arg-type]
+
+    async def enqueue(self, *replies: Reply) -> None:
+        async with self._db.transaction() as session:
+            for reply in replies:
+                await self.enqueue_in(session, reply)
+
+    async def claim_due(self, limit: int = 20) -> list[OutboxItem]:
+        """Lease up to `limit` pending rows whose time has come."""
+        now = self._clock.now()
+        async with self._db.sessions() as session:
+            ids = list(
+                (
+                    await session.execute(
+                        select(OutboxRow.id)
+                        .where(
+                            OutboxRow.status == PENDING,
+                            OutboxRow.next_attempt_at <= now,
+                            or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until < now),
+                        )
+                        .order_by(OutboxRow.id)
+                        .limit(limit)
+                    )
+                ).scalars()
+            )
+        claimed: list[OutboxItem] = []
+        for row_id in ids:
+            async with self._db.transaction() as session:
+                result = await session.execute(
+                    update(OutboxRow)
+                    .where(
+                        OutboxRow.id == row_id,
+                        OutboxRow.status == PENDING,
+                        or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until < now),
+                    )
+                    .values(locked_until=now + self._lease, attempts=OutboxRow.attempts + 1)
+                )
+                if getattr(result, "rowcount", 0) != 1:
+                    continue
+                row = await session.get(OutboxRow, row_id)
+                assert row is not None
+                claimed.append(OutboxItem(row.id, reply_from_json(row.payload), row.attempts, row.created_at))
+        return claimed
+
+    async def mark_sent(self, item_id: int, delivery_ref: str = "") -> None:
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == item_id)
+                .values(status=SENT, sent_at=self._clock.now(), delivery_ref=delivery_ref, locked_until=None)
+            )
+
+    async def mark_failed(self, item_id: int, error: str, *, permanent: bool = False) -> str:
+        """Schedule a retry with backoff, or mark dead after `max_attempts` (or at once if permanent)."""
+        async with self._db.transaction() as session:
+            row = await session.get(OutboxRow, item_id)
+            if row is None:
+                return DEAD
+            row.last_error = truncate(error)
+            row.locked_until = None
+            if permanent or row.attempts >= self.max_attempts:
+                row.status = DEAD
+            else:
+                row.next_attempt_at = self._clock.now() + timedelta(seconds=backoff_seconds(row.attempts))
+            return row.status
+
+    async def retry_now(self) -> int:
+        """Make every pending row due now (e.g. after an outage is over)."""
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(OutboxRow).where(OutboxRow.status == PENDING).values(next_attempt_at=self._clock.now())
+            )
+            return int(getattr(result, "rowcount", 0))
+
+    async def requeue_dead(self) -> int:
+        """Give dead rows another round (`supportbot replay`)."""
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.status == DEAD)
+                .values(status=PENDING, attempts=0, next_attempt_at=self._clock.now(), locked_until=None)
+            )
+            return int(getattr(result, "rowcount", 0))
+
+    async def stats(self) -> tuple[int, float, int]:
+        """(pending rows, age in seconds of the oldest pending row, dead rows)."""
+        async with self._db.sessions() as session:
+            pending, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(OutboxRow.created_at)).where(OutboxRow.status == PENDING)
+                )
+            ).one()
+            dead = (await session.execute(select(func.count()).where(OutboxRow.status == DEAD))).scalar_one()
+        age = 0.0
+        if oldest is not None:
+            oldest_dt = oldest if isinstance(oldest, datetime) else datetime.fromisoformat(str(oldest))
+            if oldest_dt.tzinfo is None:
+                from datetime import UTC
+
+                oldest_dt = oldest_dt.replace(tzinfo=UTC)
+            age = max(0.0, (self._clock.now() - oldest_dt).total_seconds())
+        return int(pending), age, int(dead)
+
+    async def sent_for(self, conversation_key: str) -> list[Reply]:
+        """Replies delivered in a conversation, oldest first (tests and the CLI use it)."""
+        async with self._db.sessions() as session:
+            rows = await session.execute(
+                select(OutboxRow.payload)
+                .where(OutboxRow.conversation_key == conversation_key, OutboxRow.status == SENT)
+                .order_by(OutboxRow.id)
+            )
+            return [reply_from_json(p) for p in rows.scalars()]

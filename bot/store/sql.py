@@ -1,0 +1,21 @@
+"""Small dialect-aware SQL helpers shared by the repositories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.schema import Table
+
+
+def insert_ignore(dialect: str, table: Table, values: dict[str, Any]) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING, on PostgreSQL and SQLite alike."""
+    if dialect == "postgresql":
+        return postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    return sqlite.insert(table).values(**values).on_conflict_do_nothing()
+
+
+def truncate(text: str, limit: int = 2000) -> str:
+    """Error text for the database: bounded, so a huge traceback cannot bloat a row."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
