@@ -49,6 +49,14 @@ class InquiryPipeline:
             self._spawn(inbound_id)
         return True
 
+    async def ask(self, msg: InboundMessage) -> list[Reply]:
+        """Record and answer `msg` now, returning the replies (the JSON API and the CLI answer inline)."""
+        inbound_id = await self._ledger.record(msg)
+        if inbound_id is None:
+            metrics.DUPLICATES.labels(msg.channel.value).inc()
+            return []
+        return await self.process(inbound_id)
+
     async def record_only(self, msg: InboundMessage, keys: Sequence[str], reason: str) -> bool:
         """Record a message we deliberately do not answer (auto-reply, bot message), so its keys dedupe."""
         return await self._ledger.record(msg, keys, status="ignored", reason=reason) is not None

@@ -1,0 +1,225 @@
+"""`supportbot` command line: serve, ingest, ask, eval, doctor, db, report, gaps, tickets, replay.
+
+Configuration errors end the command with one line saying what to fix (exit code 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError, SupportbotError
+from bot.settings import Settings, load_settings
+
+Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="supportbot", description="Support bot for Slack and email.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the service (HTTP, channels, scheduler)")
+    ingest = sub.add_parser("ingest", help="ingest folders or files into the knowledge base (incremental)")
+    ingest.add_argument("paths", nargs="+", type=Path)
+    ask = sub.add_parser("ask", help="ask the knowledge base a question")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true", help="print the answer as JSON")
+    evaluate = sub.add_parser("eval", help="evaluations")
+    eval_sub = evaluate.add_subparsers(dest="eval_kind", required=True)
+    retrieval = eval_sub.add_parser("retrieval", help="retrieval metrics over a BEIR-format folder")
+    retrieval.add_argument("folder", type=Path)
+    retrieval.add_argument("--json", action="store_true")
+    sub.add_parser("doctor", help="check configuration and reachability (never prints secret values)")
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply migrations")
+    report = sub.add_parser("report", help="the weekly report")
+    report.add_argument("--week", help="ISO week, e.g. 2026-W46 (default: last week)")
+    report.add_argument("--dry-run", action="store_true", help="print it and write the PNG instead of posting")
+    report.add_argument("--out", type=Path, default=None, help="where --dry-run writes the chart PNG")
+    sub.add_parser("gaps", help="list the knowledge-gap backlog")
+    tickets = sub.add_parser("tickets", help="list tickets")
+    tickets.add_argument("--limit", type=int, default=50)
+    replay = sub.add_parser("replay", help="list or replay dead letters (inbound messages and undelivered replies)")
+    replay.add_argument("--id", type=int, action="append", default=[], help="requeue this inbound message id")
+    replay.add_argument("--all", action="store_true", help="requeue every dead letter and dead outbox row")
+    job = sub.add_parser("job", help="run a scheduled job now, by name")
+    job.add_argument("name")
+    return parser
+
+
+async def _serve(_args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import serve, setup_logging
+
+    setup_logging(settings)
+    await serve(settings)
+    return 0
+
+
+async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import build_knowledge_engine, offline_environment
+
+    offline_environment()
+    engine: Any = build_knowledge_engine(settings)
+    try:
+        report = await engine.ingest(list(args.paths), progress=sys.stderr.isatty())
+    finally:
+        await engine.close()
+    print(report.summary() if hasattr(report, "summary") else report)
+    return 0
+
+
+async def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import build_services
+    from bot.messages import Channel, InboundMessage
+    from bot.store.codec import reply_to_json
+
+    services = await build_services(settings)
+    try:
+        msg = InboundMessage(
+            channel=Channel.CLI,
+            conversation_key=f"cli:{uuid.uuid4().hex}",
+            message_id=f"cli:{uuid.uuid4().hex}",
+            sender="cli",
+            text=args.question,
+            received_at=services.clock.now(),
+        )
+        replies = await services.pipeline.ask(msg)
+        await services.dispatcher.flush_once()
+    finally:
+        close = getattr(services.knowledge, "close", None)
+        if close is not None:
+            await close()
+        await services.db.dispose()
+    if args.json:
+        print(json.dumps([reply_to_json(r) for r in replies], indent=2))
+        return 0
+    for reply in replies:
+        print(reply.text)
+        if reply.citations:
+            print("\nSources:")
+            for c in reply.citations:
+                where = c.url or c.source
+                section = f" › {c.section}" if c.section else ""
+                print(f"[{c.index}] {c.title}{section} ({where})")
+        if reply.confidence is not None:
+            print(f"\nconfidence {reply.confidence:.2f}" + (" (low)" if reply.low_confidence else ""))
+    return 0
+
+
+async def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import offline_environment
+    from knowledge.eval import format_eval_table, run_retrieval_eval
+
+    offline_environment()
+    results = await asyncio.to_thread(run_retrieval_eval, args.folder, settings)
+    print(json.dumps(results) if args.json else format_eval_table(results))
+    return 0
+
+
+async def _doctor(_args: argparse.Namespace, settings: Settings) -> int:
+    from bot.doctor import run_doctor
+
+    return await run_doctor(settings)
+
+
+async def _db(_args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store.db import Database, safe_url
+
+    db = Database(settings.resolved_database_url)
+    try:
+        await db.upgrade()
+    finally:
+        await db.dispose()
+    print(f"database at {safe_url(settings.resolved_database_url)} is up to date")
+    return 0
+
+
+async def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.ports import SystemClock
+    from bot.store.db import Database
+    from bot.store.ledger import InboundLedger
+    from bot.store.outbox import Outbox
+
+    db = Database(settings.resolved_database_url)
+    try:
+        await db.upgrade()
+        ledger, outbox = InboundLedger(db, SystemClock()), Outbox(db, SystemClock())
+        if args.all or args.id:
+            ids = args.id or [r.id for r in await ledger.dead_letters(10_000)]
+            requeued = [i for i in ids if await ledger.requeue(i)]
+            replies = await outbox.requeue_dead() if args.all else 0
+            print(f"requeued {len(requeued)} inbound message(s) and {replies} reply(ies); the service picks them up")
+            return 0
+        dead = await ledger.dead_letters()
+        _pending, _age, dead_replies = await outbox.stats()
+        print(f"{len(dead)} inbound dead letter(s), {dead_replies} undelivered reply(ies)")
+        for record in dead:
+            m = record.message
+            print(f"  #{record.id} {m.channel.value} {m.sender} attempts={record.attempts} {m.text[:60]!r}")
+        return 0
+    finally:
+        await db.dispose()
+
+
+async def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.commands import report_command
+
+    return await report_command(settings, week=args.week, dry_run=args.dry_run, out=args.out)
+
+
+async def _gaps(_args: argparse.Namespace, settings: Settings) -> int:
+    from bot.commands import gaps_command
+
+    return await gaps_command(settings)
+
+
+async def _tickets(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.commands import tickets_command
+
+    return await tickets_command(settings, limit=args.limit)
+
+
+async def _job(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.commands import job_command
+
+    return await job_command(settings, args.name)
+
+
+COMMANDS: dict[str, Command] = {
+    "serve": _serve,
+    "ingest": _ingest,
+    "ask": _ask,
+    "eval": _eval,
+    "doctor": _doctor,
+    "db": _db,
+    "replay": _replay,
+    "report": _report,
+    "gaps": _gaps,
+    "tickets": _tickets,
+    "job": _job,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return asyncio.run(COMMANDS[args.command](args, settings))
+    except ConfigError as exc:
+        print(f"supportbot: {exc}", file=sys.stderr)
+        return 2
+    except SupportbotError as exc:
+        print(f"supportbot: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

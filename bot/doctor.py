@@ -1,0 +1,193 @@
+"""`supportbot doctor`: check configuration and reachability, print what is missing, never a secret value."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from bot.settings import Settings
+from bot.store.db import Database, safe_url
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+async def _tcp(host: str, port: int, timeout: float = 3.0) -> bool:
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+def _set(value: object) -> str:
+    return "set" if value else "not set"
+
+
+async def collect(settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    data_dir = settings.data_dir
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        writable = os.access(data_dir, os.W_OK)
+    except OSError:
+        writable = False
+    checks.append(Check("DATA_DIR", writable, f"{data_dir.resolve()} {'writable' if writable else 'NOT writable'}"))
+    db = Database(settings.resolved_database_url)
+    try:
+        reachable = await db.ping()
+    finally:
+        await db.dispose()
+    checks.append(
+        Check(
+            "DATABASE_URL",
+            reachable,
+            f"{safe_url(settings.resolved_database_url)} " + ("reachable" if reachable else "NOT reachable"),
+        )
+    )
+    checks.append(_model_check(settings))
+    if settings.qdrant_url:
+        parsed = urlparse(settings.qdrant_url)
+        ok = await _tcp(parsed.hostname or "localhost", parsed.port or (443 if parsed.scheme == "https" else 6333))
+        checks.append(
+            Check(
+                "QDRANT_URL",
+                ok,
+                f"{parsed.scheme}://{parsed.hostname}:{parsed.port} "
+                + ("reachable" if ok else "NOT reachable")
+                + f", api key {_set(settings.qdrant_api_key)}",
+            )
+        )
+    else:
+        checks.append(Check("QDRANT_URL", True, f"not set: embedded Qdrant under {data_dir / 'qdrant'}", False))
+    checks.append(
+        Check(
+            "ANTHROPIC_API_KEY",
+            True,
+            _set(settings.anthropic_api_key) + ("" if settings.anthropic_api_key else ": extractive answers only"),
+            False,
+        )
+    )
+    for path in settings.knowledge_paths:
+        checks.append(
+            Check(
+                "KNOWLEDGE_PATHS",
+                Path(path).exists(),
+                f"{path} " + ("exists" if Path(path).exists() else "does NOT exist"),
+            )
+        )
+    if settings.slack_bot_token:
+        mode = "Socket Mode" if settings.slack_app_token else "HTTP events at /slack/events"
+        ok = settings.slack_enabled
+        checks.append(
+            Check(
+                "SLACK",
+                ok,
+                f"bot token set, {mode}"
+                if ok
+                else "SLACK_BOT_TOKEN set but neither SLACK_APP_TOKEN nor SLACK_SIGNING_SECRET",
+            )
+        )
+    else:
+        checks.append(Check("SLACK", True, "off (SLACK_BOT_TOKEN not set)", False))
+    if settings.imap_host or settings.smtp_host or settings.support_address:
+        missing = [
+            n
+            for n, v in (
+                ("IMAP_HOST", settings.imap_host),
+                ("SMTP_HOST", settings.smtp_host),
+                ("SUPPORT_ADDRESS", settings.support_address),
+            )
+            if not v
+        ]
+        checks.append(
+            Check("EMAIL settings", not missing, "complete" if not missing else f"missing {', '.join(missing)}")
+        )
+        if settings.imap_host:
+            ok = await _tcp(settings.imap_host, settings.imap_port)
+            checks.append(
+                Check(
+                    "IMAP",
+                    ok,
+                    f"{settings.imap_host}:{settings.imap_port} ({settings.imap_security}) "
+                    + ("reachable" if ok else "NOT reachable")
+                    + f", password {_set(settings.imap_password)}",
+                )
+            )
+        if settings.smtp_host:
+            ok = await _tcp(settings.smtp_host, settings.smtp_port)
+            checks.append(
+                Check(
+                    "SMTP",
+                    ok,
+                    f"{settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security}) "
+                    + ("reachable" if ok else "NOT reachable"),
+                )
+            )
+    else:
+        checks.append(Check("EMAIL", True, "off (IMAP_HOST, SMTP_HOST, SUPPORT_ADDRESS not set)", False))
+    checks.append(_ticket_check(settings))
+    checks.append(
+        Check(
+            "API_KEYS",
+            True,
+            f"{len(settings.api_keys)} key(s)" if settings.api_keys else "none: POST /api/ask refuses every request",
+            False,
+        )
+    )
+    return checks
+
+
+def _model_check(settings: Settings) -> Check:
+    try:
+        from knowledge.embedding import check_model
+    except ImportError:
+        return Check("EMBEDDING_MODEL", False, "knowledge package not importable")
+    try:
+        detail = check_model(settings)
+    except Exception as exc:
+        return Check("EMBEDDING_MODEL", False, str(exc))
+    return Check("EMBEDDING_MODEL", True, detail)
+
+
+def _ticket_check(settings: Settings) -> Check:
+    needs = {
+        "internal": [],
+        "webhook": [
+            ("TICKET_WEBHOOK_URL", settings.ticket_webhook_url),
+            ("TICKET_WEBHOOK_SECRET", settings.ticket_webhook_secret),
+        ],
+        "zendesk": [
+            ("ZENDESK_URL", settings.zendesk_url),
+            ("ZENDESK_EMAIL", settings.zendesk_email),
+            ("ZENDESK_API_TOKEN", settings.zendesk_api_token),
+        ],
+        "jira": [
+            ("JIRA_URL", settings.jira_url),
+            ("JIRA_EMAIL", settings.jira_email),
+            ("JIRA_API_TOKEN", settings.jira_api_token),
+            ("JIRA_PROJECT", settings.jira_project),
+        ],
+    }[settings.ticket_backend]
+    missing = [name for name, value in needs if not value]
+    detail = settings.ticket_backend + (f": missing {', '.join(missing)}" if missing else "")
+    return Check("TICKET_BACKEND", not missing, detail)
+
+
+async def run_doctor(settings: Settings) -> int:
+    checks = await collect(settings)
+    for check in checks:
+        mark = "ok  " if check.ok else ("FAIL" if check.required else "warn")
+        print(f"[{mark}] {check.name}: {check.detail}")
+    failed = [c for c in checks if not c.ok and c.required]
+    print("all required checks passed" if not failed else f"{len(failed)} check(s) failed")
+    return 0 if not failed else 1

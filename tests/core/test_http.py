@@ -1,0 +1,98 @@
+"""The HTTP surface on a real socket: health, readiness drain, metrics, and the JSON API's keys and limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.app import SupportApp, build_services
+from bot.settings import Settings
+from tests.doubles import ScriptedKnowledge
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[tuple[SupportApp, str, ScriptedKnowledge]]:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path,
+        http_port=0,
+        api_keys=["old-key-123456", "new-key-654321"],
+        api_rate_limit_per_minute=3,
+    )
+    knowledge = ScriptedKnowledge()
+    services = await build_services(settings, knowledge=knowledge, with_escalation=False)
+    app = SupportApp(services)
+    await app.start()
+    try:
+        yield app, f"http://127.0.0.1:{app.port}", knowledge
+    finally:
+        await app.stop(grace_seconds=0)
+
+
+async def test_health_and_readiness(running: tuple[SupportApp, str, ScriptedKnowledge]) -> None:
+    app, base, knowledge = running
+    async with aiohttp.ClientSession() as http:
+        assert (await http.get(f"{base}/health/live")).status == 200
+        ready = await http.get(f"{base}/health/ready")
+        assert ready.status == 200 and (await ready.json())["checks"]["database"] is True
+        knowledge.is_ready = False
+        assert (await http.get(f"{base}/health/ready")).status == 503
+        knowledge.is_ready = True
+        app.readiness.draining = True
+        drained = await http.get(f"{base}/health/ready")
+        assert drained.status == 503 and (await drained.json())["status"] == "draining"
+        assert (await http.get(f"{base}/health/live")).status == 200
+
+
+async def test_ask_needs_a_valid_key_and_answers_with_sources(
+    running: tuple[SupportApp, str, ScriptedKnowledge],
+) -> None:
+    _app, base, _knowledge = running
+    async with aiohttp.ClientSession() as http:
+        assert (await http.post(f"{base}/api/ask", json={"question": "backup?"})).status == 401
+        wrong = await http.post(
+            f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": "Bearer nope"}
+        )
+        assert wrong.status == 401
+        for key in ("old-key-123456", "new-key-654321"):  # both keys work during a rotation
+            resp = await http.post(
+                f"{base}/api/ask",
+                json={"question": "How often does backup run?"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            body = await resp.json()
+            assert resp.status == 200, body
+            assert body["outcome"] == "answered" and body["citations"][0]["source"] == "kb/backups.md"
+        bad = await http.post(f"{base}/api/ask", data=b"not json", headers={"Authorization": "Bearer old-key-123456"})
+        assert bad.status == 400 and "question" in (await bad.json())["error"]
+
+
+async def test_rate_limit_per_key(running: tuple[SupportApp, str, ScriptedKnowledge]) -> None:
+    _app, base, _knowledge = running
+    statuses = []
+    async with aiohttp.ClientSession() as http:
+        for _ in range(5):
+            resp = await http.post(
+                f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": "Bearer old-key-123456"}
+            )
+            statuses.append(resp.status)
+        other = await http.post(
+            f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": "Bearer new-key-654321"}
+        )
+    assert statuses[:3] == [200, 200, 200] and 429 in statuses[3:]
+    assert other.status == 200  # limits are per key
+
+
+async def test_metrics_and_slack_mount(running: tuple[SupportApp, str, ScriptedKnowledge]) -> None:
+    _app, base, _knowledge = running
+    async with aiohttp.ClientSession() as http:
+        await http.post(
+            f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": "Bearer old-key-123456"}
+        )
+        text = await (await http.get(f"{base}/metrics")).text()
+        assert "supportbot_inquiries_total" in text and "supportbot_outbox_pending" in text
+        slack = await http.post(f"{base}/slack/events", json={})
+        assert slack.status == 404
