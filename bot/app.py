@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -48,7 +50,7 @@ def offline_environment() -> None:
 
 
 def setup_logging(settings: Settings) -> None:
-    secrets = [
+    values = [
         secret(s)
         for s in (
             settings.anthropic_api_key,
@@ -63,7 +65,7 @@ def setup_logging(settings: Settings) -> None:
             settings.jira_api_token,
         )
     ]
-    configure_logging(settings.log_level, settings.log_format, [*secrets, *settings.api_keys])
+    configure_logging(settings.log_level, settings.log_format, [*values, *settings.api_keys])
 
 
 def build_knowledge_engine(settings: Settings) -> KnowledgeEngine:
@@ -169,7 +171,8 @@ class SupportApp:
             self._background.append(asyncio.create_task(self._sync_knowledge()))
         if self.scheduler is not None:
             await self.scheduler.start()
-        http_app = build_http_app(services, self.readiness, slack_handler=slack_handler)
+        local_key = write_local_key(settings.data_dir)
+        http_app = build_http_app(services, self.readiness, slack_handler=slack_handler, local_key=local_key)
         self._runner = web.AppRunner(http_app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.http_host, settings.http_port, reuse_address=True)
@@ -193,8 +196,6 @@ class SupportApp:
                 log.exception("service.recover_failed")
 
     async def _sync_knowledge(self) -> None:
-        from pathlib import Path
-
         ingest = getattr(self.services.knowledge, "ingest", None)
         if ingest is None:
             return
@@ -225,11 +226,30 @@ class SupportApp:
         await services.dispatcher.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+            local_key_path(services.settings.data_dir).unlink(missing_ok=True)
         close = getattr(services.knowledge, "close", None)
         if close is not None:
             await close()
         await services.db.dispose()
         log.info("service.stopped")
+
+
+def local_key_path(data_dir: Path) -> Path:
+    return data_dir / "local-api.key"
+
+
+def write_local_key(data_dir: Path) -> str:
+    """A fresh API key for local tools (`supportbot ask` next to a running service), readable by this user only.
+
+    The embedded vector store is single-process, so the CLI asks the running service instead of opening it.
+    """
+    key = secrets.token_urlsafe(32)
+    path = local_key_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
 
 
 def _bound_port(runner: web.AppRunner, configured: int) -> int:

@@ -77,8 +77,12 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 async def _ask(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_services
     from bot.messages import Channel, InboundMessage
-    from bot.store.codec import reply_to_json
+    from bot.store.codec import reply_from_json, reply_to_json
 
+    running = await _ask_running_service(settings, args.question)
+    if running is not None:
+        replies = [reply_from_json(running)]
+        return _print_replies(replies, args.json)
     services = await build_services(settings)
     try:
         msg = InboundMessage(
@@ -96,7 +100,13 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
         if close is not None:
             await close()
         await services.db.dispose()
-    if args.json:
+    return _print_replies(replies, args.json)
+
+
+def _print_replies(replies: list[Any], as_json: bool) -> int:
+    from bot.store.codec import reply_to_json
+
+    if as_json:
         print(json.dumps([reply_to_json(r) for r in replies], indent=2))
         return 0
     for reply in replies:
@@ -110,6 +120,44 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
         if reply.confidence is not None:
             print(f"\nconfidence {reply.confidence:.2f}" + (" (low)" if reply.low_confidence else ""))
     return 0
+
+
+async def _ask_running_service(settings: Settings, question: str) -> dict[str, Any] | None:
+    """When `supportbot serve` runs on this DATA_DIR, ask it over HTTP with its local key (the embedded index
+    belongs to that process). None when no service is running here."""
+    import aiohttp
+
+    from bot.app import local_key_path
+
+    path = local_key_path(settings.data_dir)
+    if not path.exists():
+        return None
+    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host  # noqa: S104
+    url = f"http://{host}:{settings.http_port}/api/ask"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+            resp = await http.post(
+                url, json={"question": question}, headers={"Authorization": f"Bearer {path.read_text().strip()}"}
+            )
+            if resp.status != 200:
+                raise SupportbotError(
+                    f"the running service answered HTTP {resp.status}: {(await resp.json())['error']}"
+                )
+            body = await resp.json()
+    except aiohttp.ClientConnectionError:
+        return None  # a stale key file from a service that is gone
+    return {
+        "channel": "cli",
+        "conversation_key": body["conversation_id"],
+        "in_reply_to": "",
+        "text": body["answer"],
+        "outcome": body["outcome"],
+        "idempotency_key": "",
+        "citations": body["citations"],
+        "confidence": body["confidence"],
+        "low_confidence": body["low_confidence"],
+        "reference_id": body["reference_id"],
+    }
 
 
 async def _eval(args: argparse.Namespace, settings: Settings) -> int:

@@ -76,9 +76,11 @@ def build_http_app(
     readiness: Readiness,
     *,
     slack_handler: Handler | None = None,
+    local_key: str = "",
 ) -> web.Application:
+    """The service's routes. `local_key` is the per-run key `supportbot ask` reads from DATA_DIR (mode 0600)."""
     settings = services.settings
-    keys = ApiKeys(settings.api_keys, settings.api_rate_limit_per_minute)
+    keys = ApiKeys([*settings.api_keys, local_key], settings.api_rate_limit_per_minute)
     app = web.Application(client_max_size=1024 * 1024)
     app[SERVICES] = services
 
