@@ -13,8 +13,8 @@ import contextlib
 import os
 import secrets
 import signal
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -96,8 +96,9 @@ async def build_services(
     db = Database(settings.resolved_database_url)
     if migrate:
         await db.upgrade()
-    outbox = Outbox(db, clock)
-    ledger = InboundLedger(db, clock)
+    lease = settings.processing_lease_seconds
+    outbox = Outbox(db, clock, lease_seconds=lease)
+    ledger = InboundLedger(db, clock, lease_seconds=lease)
     conversations = ConversationStore(db, clock, outbox)
     knowledge = knowledge or build_knowledge_engine(settings)
     escalation = build_escalation_service(settings, db, clock, outbox, conversations) if with_escalation else None
@@ -189,7 +190,7 @@ class SupportApp:
 
     async def _recover_loop(self) -> None:
         while True:
-            await asyncio.sleep(RECOVER_EVERY_SECONDS)
+            await asyncio.sleep(min(RECOVER_EVERY_SECONDS, self.services.settings.processing_lease_seconds))
             try:
                 await self.services.pipeline.recover()
             except Exception:

@@ -77,7 +77,7 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 async def _ask(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_services
     from bot.messages import Channel, InboundMessage
-    from bot.store.codec import reply_from_json, reply_to_json
+    from bot.store.codec import reply_from_json
 
     running = await _ask_running_service(settings, args.question)
     if running is not None:

@@ -23,10 +23,18 @@ log = structlog.get_logger(__name__)
 
 
 class OutboxDispatcher:
-    def __init__(self, outbox: Outbox, senders: Mapping[Channel, ReplySender], *, interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        senders: Mapping[Channel, ReplySender],
+        *,
+        interval: float = 5.0,
+        send_timeout: float = 60.0,
+    ) -> None:
         self._outbox = outbox
         self._senders = dict(senders)
         self._interval = interval
+        self._send_timeout = send_timeout  # a hung peer must not hold up every other reply
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
@@ -71,7 +79,7 @@ class OutboxDispatcher:
             log_.warning("outbox.no_sender", status=status)
             return 0
         try:
-            ref = await sender.send(reply)
+            ref = await asyncio.wait_for(sender.send(reply), self._send_timeout)
         except PermanentDeliveryError as exc:
             await self._outbox.mark_failed(item.id, str(exc), permanent=True)
             metrics.DELIVERIES.labels(reply.channel.value, "dead").inc()

@@ -1,0 +1,49 @@
+"""Bad configuration stops the start with one clear line naming what to fix, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+
+def _run(args: list[str], env_extra: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IMAP_", "SMTP_", "DATABASE_"))}
+    env.update({"DATA_DIR": str(tmp_path), "HTTP_PORT": "0", **env_extra})
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"HTTP_PORT": "eighty"}, "HTTP_PORT"),
+        ({"IMAP_SECURITY": "maybe"}, "IMAP_SECURITY"),
+        ({"TIMEZONE": "Mars/Olympus"}, "TIMEZONE"),
+        ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, "database not reachable"),
+    ],
+)
+def test_bad_configuration_is_one_line(env: dict[str, str], expected: str, tmp_path: Path) -> None:
+    result = _run(["serve"], env, tmp_path)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0] and "Traceback" not in result.stderr
+
+
+def test_secret_values_are_never_echoed(tmp_path: Path) -> None:
+    result = _run(["serve"], {"ANTHROPIC_API_KEY": "sk-ant-supersecret", "HTTP_PORT": "-5"}, tmp_path)
+    assert result.returncode == 2 and "supersecret" not in result.stderr + result.stdout
