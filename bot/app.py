@@ -185,8 +185,14 @@ class SupportApp:
             channels=[c.name for c in self.channels] or ["api"],
         )
 
-    def _build_scheduler(self) -> Runnable | None:
-        return None
+    def _build_scheduler(self) -> Runnable:
+        from bot.jobs import app_jobs
+        from scheduler.jobs import job_table
+        from scheduler.service import build_scheduler
+
+        services = self.services
+        jobs = job_table(services.settings, app_jobs(services, self.channels))
+        return build_scheduler(services.settings, services.leases, services.db, jobs, clock=services.clock)
 
     async def _recover_loop(self) -> None:
         while True:

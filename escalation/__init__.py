@@ -1,0 +1,32 @@
+"""Escalation: confirm-before-act (pending actions), ticket backends, and the hand-off to human agents."""
+
+from __future__ import annotations
+
+from bot.ports import Clock
+from bot.settings import Settings
+from bot.store.conversations import ConversationStore
+from bot.store.db import Database
+from bot.store.outbox import Outbox
+from escalation.backends import build_backend
+from escalation.email_confirm import offer_message_id
+from escalation.handoff import case_value, parse_case
+from escalation.service import EscalationService
+from escalation.tickets import TicketView, format_tickets
+
+__all__ = [
+    "EscalationService",
+    "TicketView",
+    "build_escalation",
+    "case_value",
+    "format_tickets",
+    "offer_message_id",
+    "parse_case",
+]
+
+
+def build_escalation(
+    settings: Settings, db: Database, clock: Clock, outbox: Outbox, conversations: ConversationStore
+) -> EscalationService:
+    """The escalation service with the backend `TICKET_BACKEND` names (a `ConfigError` if it is incomplete)."""
+    backend = build_backend(settings, db, clock)
+    return EscalationService(db, clock, outbox, conversations, backend, settings)

@@ -1,0 +1,17 @@
+"""Every sentence escalation shows a person, in one place (channels render them; they never see exceptions)."""
+
+UNKNOWN_ACTION = "I can't find that request any more. Ask again and I'll offer a new ticket."
+NOT_YOURS = "Only the person who asked (or a support agent) can confirm or cancel this."
+ALREADY_DONE = "This was already confirmed: {result}."
+EXPIRED = "This request expired; ask again and I'll offer a new ticket."
+CANCELLED = "This was cancelled. Ask again if you still need a ticket."
+IN_PROGRESS = "Your ticket is being opened right now; the link will follow here shortly."
+ACTION_FAILED = "I couldn't open the ticket just now. I'll keep trying; you can also press Confirm again in a minute."
+NOT_AN_AGENT = "Only support agents can claim or resolve cases."
+ALREADY_CLAIMED = "This case is already claimed by {assignee}."
+
+TICKET_SUMMARY_HEADER = "Why: {reason}"
+AGENT_POST_HANDOFF = "{requester} asked for a person ({channel})."
+AGENT_POST_TICKET = "Ticket {reference} opened for {requester} ({channel})."
+CLAIM = "Claim"
+RESOLVE = "Resolve"

@@ -1,0 +1,115 @@
+"""Email confirmation: only a yes, replying to the offer's Message-ID, from the offer's requester, opens a ticket."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.errors import InvalidTransition
+from bot.store.db import Database
+from bot.store.tables import TicketRow
+from escalation import offer_message_id, strings
+from escalation.actions import new_token
+from escalation.email_confirm import offer_tokens, same_address, says_yes
+from tests.conftest import ManualClock
+from tests.escalation.conftest import ServiceFactory, email_msg, slack_msg
+
+SUPPORT = "Support <help@shop.example>"
+
+
+async def tickets(db: Database) -> int:
+    async with db.sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(TicketRow))).scalar_one())
+
+
+def reply(token: str, *, headers: str = "both") -> dict[str, str]:
+    """Threading headers of a reply to the offer carrying `token`."""
+    offer = offer_message_id(token, SUPPORT)
+    metadata = {}
+    if headers in ("both", "in_reply_to"):
+        metadata["in_reply_to"] = offer
+    if headers in ("both", "references"):
+        metadata["references"] = f"<root-1@customer.example> {offer}"
+    return metadata
+
+
+async def test_a_yes_reply_to_the_offer_opens_the_ticket_once(db: Database, make_service: ServiceFactory) -> None:
+    service = make_service()
+    offer = await service.propose_ticket(email_msg(), "abstained")
+    msg = email_msg(2, text="Yes please!\n\nOn Mon, Support wrote:\n> reply yes", metadata=reply(offer.token))
+    ref = await service.confirm_by_reply(msg)
+    assert ref is not None and ref.reference == "#1"
+    again = await service.confirm_by_reply(msg)  # a replayed email finds the existing ticket
+    assert again == ref
+    assert await tickets(db) == 1
+
+
+@pytest.mark.parametrize("headers", ["in_reply_to", "references"])
+async def test_either_threading_header_counts(db: Database, make_service: ServiceFactory, headers: str) -> None:
+    service = make_service()
+    offer = await service.propose_ticket(email_msg(), "abstained")
+    msg = email_msg(
+        2, sender='"Ann Smith" <ANN@Customer.Example>', text="OK", metadata=reply(offer.token, headers=headers)
+    )
+    assert await service.confirm_by_reply(msg) is not None
+
+
+async def test_spoofed_confirmations_create_nothing(db: Database, make_service: ServiceFactory) -> None:
+    service = make_service()
+    offer = await service.propose_ticket(email_msg(), "abstained")
+    spoofs = [
+        # right headers, wrong sender (a forwarded offer, or a forged From)
+        email_msg(2, sender="mallory@evil.example", text="yes", metadata=reply(offer.token)),
+        # right sender and subject, no reply headers
+        email_msg(3, text="yes", metadata={}),
+        # right sender, a guessed token
+        email_msg(4, text="yes", metadata=reply(new_token())),
+        # right sender, our token but a Message-ID on another domain
+        email_msg(5, text="yes", metadata={"in_reply_to": f"<offer-{offer.token}@evil.example>"}),
+        # right sender, replies to the offer but does not say yes
+        email_msg(6, text="No, I just have another question about refunds", metadata=reply(offer.token)),
+        # right sender and headers, but the "yes" is not the first line
+        email_msg(7, text="Thanks for nothing.\nyes", metadata=reply(offer.token)),
+    ]
+    for msg in spoofs:
+        assert await service.confirm_by_reply(msg) is None
+    assert await tickets(db) == 0
+    assert (await service.preview(offer.token)).state == "pending"
+
+
+async def test_a_slack_offer_cannot_be_confirmed_by_email(db: Database, make_service: ServiceFactory) -> None:
+    service = make_service()
+    offer = await service.propose_ticket(slack_msg(sender="ann@customer.example"), "abstained")
+    assert await service.confirm_by_reply(email_msg(2, text="yes", metadata=reply(offer.token))) is None
+    assert await tickets(db) == 0
+
+
+async def test_an_expired_offer_says_ask_again(clock: ManualClock, db: Database, make_service: ServiceFactory) -> None:
+    service = make_service()
+    offer = await service.propose_ticket(email_msg(), "abstained")
+    clock.advance(3600)
+    with pytest.raises(InvalidTransition) as raised:
+        await service.confirm_by_reply(email_msg(2, text="yes", metadata=reply(offer.token)))
+    assert raised.value.message == strings.EXPIRED
+    assert await tickets(db) == 0
+
+
+def test_yes_words() -> None:
+    for text in ["yes", "Yes!", "YES PLEASE", "yes, please.", "y", "OK", "Confirm", "\n\n  ok \nmore"]:
+        assert says_yes(text), text
+    for text in ["", "no", "yes but first tell me", "not yet", "okay-ish maybe", "yesterday"]:
+        assert not says_yes(text), text
+
+
+def test_offer_tokens_and_addresses() -> None:
+    token = new_token()
+    other = new_token()
+    meta = {
+        "in_reply_to": offer_message_id(token, SUPPORT),
+        "references": f"<a@b> {offer_message_id(other, 'help@SHOP.example')} <offer-x@shop.example>",
+    }
+    assert offer_tokens(meta, SUPPORT) == [token, other]
+    assert offer_tokens({"in_reply_to": "<offer-abc@shop.example>"}, SUPPORT) == []  # too short to be ours
+    assert same_address("Ann <ann@x.example>", "ANN@X.EXAMPLE")
+    assert not same_address("", "")
+    assert not same_address("ann@x.example", "ann@y.example")
