@@ -137,6 +137,24 @@ class Settings(BaseSettings):
         mode="before",
     )(_split_commas)
 
+    @field_validator(
+        "qdrant_api_key",
+        "anthropic_api_key",
+        "slack_bot_token",
+        "slack_app_token",
+        "slack_signing_secret",
+        "imap_password",
+        "smtp_password",
+        "ticket_webhook_secret",
+        "zendesk_api_token",
+        "jira_api_token",
+        mode="before",
+    )
+    @classmethod
+    def _blank_secret_is_unset(cls, value: Any) -> Any:
+        """`SLACK_BOT_TOKEN=` in a .env means "not set", not "set to nothing" (which would turn a channel on)."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
