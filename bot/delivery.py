@@ -107,11 +107,11 @@ class OutboxDispatcher:
 
     async def _run(self) -> None:
         while True:
+            self._wake.clear()  # before flushing: a kick during the flush must trigger another round
             try:
                 await self.flush_once()
             except Exception:
                 metrics.ERRORS.labels("outbox").inc()
                 log.exception("outbox.flush_failed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)

@@ -1,0 +1,216 @@
+"""The Slack channel: a slack-bolt `AsyncApp` that only translates.
+
+Events (HTTP or Socket Mode) are parsed and routed (`events.py`); an answerable message is recorded in the
+inbound ledger under its event id and channel+ts (so the `app_mention` + `message` pair of one mention, Slack's
+retries and other replicas all collapse to one inquiry) and handed to the pipeline, then the event is acked:
+`process_before_response=True` means bolt acks when the listener returns, which is right after the ledger write,
+so an acked event is never lost and a failed write gets Slack's retry. Clicks are acked at once and worked in
+the background (`interactions.py`). Replies leave through the outbox and `SlackSender`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import metrics
+from bot.errors import NotReadyError
+from bot.messages import Channel
+from bot.services import Services
+from bot.settings import secret
+from channels.slack.client import TRANSPORT_ERRORS, RetryPolicy, build_web_client, delivery_error, error_code
+from channels.slack.events import Ignored, SlackPolicy, Verdict, decide, parse
+from channels.slack.interactions import Interactions
+from channels.slack.render import fallback
+from channels.slack.sender import SlackSender, WorkingSignal
+
+log = structlog.get_logger(__name__)
+
+
+class TimedSocketModeHandler(AsyncSocketModeHandler):
+    """Bolt's Socket Mode handler, observing the ack latency like the HTTP endpoint does."""
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        started = time.perf_counter()
+        await super().handle(client, req)
+        metrics.SLACK_ACK_LATENCY.observe(time.perf_counter() - started)
+
+
+class SlackChannel:
+    """Slack events in, replies out. `http_handler` is the aiohttp handler for POST /slack/events (None in
+    Socket Mode); `start()` registers `sender` with the outbox dispatcher and, in Socket Mode, connects."""
+
+    name = "slack"
+
+    def __init__(
+        self, services: Services, *, client: AsyncWebClient | None = None, retry: RetryPolicy | None = None
+    ) -> None:
+        settings = services.settings
+        self._services = services
+        self.client = client or build_web_client(settings, retry or RetryPolicy())
+        self.signal = WorkingSignal(self.client)
+        self.sender = SlackSender(self.client, self.signal)
+        self.policy = SlackPolicy.from_settings(settings)
+        self.interactions = Interactions(services, self.client)
+        self._app_token = secret(settings.slack_app_token)
+        self.socket_mode = bool(self._app_token)
+        self._identity: AuthorizeResult | None = None
+
+        async def authorize() -> AuthorizeResult:  # a plain function: bolt injects arguments by parameter name
+            return await self._authorize()
+
+        bolt_logger = logging.getLogger("slack_bolt")
+        level = bolt_logger.level
+        bolt_logger.setLevel(logging.ERROR)  # bolt warns that the static token is unused with `authorize`: intended
+        try:
+            self.app = AsyncApp(
+                client=self.client,
+                signing_secret=secret(settings.slack_signing_secret) or None,
+                request_verification_enabled=not self.socket_mode,
+                process_before_response=True,
+                authorize=authorize,
+                logger=bolt_logger,
+            )
+        finally:
+            bolt_logger.setLevel(level)
+        self.app.event(re.compile(".*"))(self._on_event)
+        self.app.action(re.compile(".*"))(self._on_action)
+        self.http_handler = None if self.socket_mode else self.handle_http
+        self._socket: TimedSocketModeHandler | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        if self._session is None and self.client.session is None:
+            self._session = aiohttp.ClientSession()
+            self.client.session = self._session
+        self._services.dispatcher.register(Channel.SLACK, self.sender)
+        try:
+            await self._authorize()
+        except NotReadyError as exc:  # Slack is down: events get HTTP 500 (Slack retries them) until it is back
+            log.warning("slack.auth_test_failed", error=str(exc))
+        if self.socket_mode:
+            self._socket = TimedSocketModeHandler(self.app, self._app_token, web_client=self.client)
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        log.info("slack.started", mode="socket" if self.socket_mode else "http")
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        await self.drain()
+        if self._session is not None:
+            await self._session.close()
+            self.client.session = None
+            self._session = None
+
+    async def drain(self) -> None:
+        """Wait for clicks and reactions in flight."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.signal.drain()
+
+    # --- inbound ---
+
+    async def _authorize(self) -> AuthorizeResult:
+        """Who the bot is (auth.test, once). Raising here makes bolt answer 500, so Slack redelivers the event
+        later; bolt's own single-team authorization would answer 200 and the event would be lost."""
+        if self._identity is None:
+            try:
+                response = await self.client.auth_test()
+            except (SlackApiError, *TRANSPORT_ERRORS) as exc:
+                raise NotReadyError(f"slack auth.test failed: {error_code(exc)}") from exc
+            self._identity = AuthorizeResult.from_auth_test_response(
+                auth_test_response=response, bot_token=self.client.token
+            )
+        return self._identity
+
+    async def handle_http(self, request: web.Request) -> web.StreamResponse:
+        """POST /slack/events: signature checked by bolt, then the same listeners as Socket Mode."""
+        started = time.perf_counter()
+        response = await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
+        metrics.SLACK_ACK_LATENCY.observe(time.perf_counter() - started)
+        return response
+
+    async def _on_event(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        parsed = parse(body, context.bot_user_id or "", context.bot_id or "")
+        if isinstance(parsed, Ignored):
+            log.debug("slack.ignored", reason=parsed.reason, event_id=body.get("event_id"))
+            return
+        services = self._services
+        thread = None
+        if parsed.is_thread_reply:
+            thread = await services.conversations.get(Channel.SLACK, parsed.conversation_key)
+        verdict, reason = decide(parsed, self.policy, thread)
+        log_ = log.bind(message_id=parsed.message_id, event_id=parsed.event_id, reason=reason)
+        if verdict is Verdict.IGNORE:
+            log_.debug("slack.ignored")
+            return
+        msg = parsed.inbound(services.clock.now())
+        if verdict is Verdict.HUMAN:
+            if await services.pipeline.record_only(msg, parsed.keys(), "person on the case"):
+                await services.conversations.record_human_message(
+                    Channel.SLACK, msg.conversation_key, msg.sender, msg.text, msg.message_id
+                )
+                log_.info("slack.human_message")
+            return
+        if await services.pipeline.accept(msg, parsed.keys()):
+            log_.info("slack.accepted")
+            if thread is None or not thread.human_on_case:
+                self.signal.start(parsed.channel, parsed.ts)
+
+    async def _on_action(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        self._spawn(self.interactions.handle(body))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- reports ---
+
+    async def post_report(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], png: bytes | None, filename: str
+    ) -> None:
+        """Post the weekly report (blocks) and its chart (files.getUploadURLExternal + completeUploadExternal).
+
+        Raises `DeliveryError` when Slack refuses or cannot be reached, so the job can retry.
+        """
+        try:
+            await self.client.chat_postMessage(
+                channel=channel, text=fallback(text), blocks=blocks or None, unfurl_links=False
+            )
+            if png is not None:
+                await self.client.files_upload_v2(channel=channel, file=png, filename=filename, title=filename)
+        except (SlackApiError, *TRANSPORT_ERRORS) as exc:
+            error = delivery_error(exc)
+            log.warning("slack.report_failed", channel=channel, error=str(error))
+            raise error from exc
+
+
+def build_slack_channel(services: Services) -> SlackChannel:
+    """The Slack channel for these services (Socket Mode when SLACK_APP_TOKEN is set, else HTTP events)."""
+    return SlackChannel(services)

@@ -1,0 +1,123 @@
+"""Posting replies, and the "working on it" reaction that is always cleared.
+
+`SlackSender` is the outbox's `ReplySender` for Slack: it renders a `Reply` as blocks, posts it in the thread its
+conversation key names (`"C123:1700000000.000100"`; a key without a thread part, like the agents' channel
+`"C_ESCALATION"`, is posted top-level), and then clears the working reaction on the asker's message. A failed
+post raises `DeliveryError` (the outbox retries) or `PermanentDeliveryError` (dead-lettered; the reaction is
+cleared too, since no answer will come).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import PermanentDeliveryError
+from bot.messages import Reply
+from channels.slack.client import TRANSPORT_ERRORS, delivery_error, error_code
+from channels.slack.render import render_reply
+
+log = structlog.get_logger(__name__)
+
+WORKING_EMOJI = "hourglass_flowing_sand"
+
+
+class WorkingSignal:
+    """A reaction on the asker's message while the bot works on it.
+
+    Adding and clearing race (a fast answer can be posted before `reactions.add` returns), so `start()` checks
+    after adding whether `clear()` came in meanwhile and removes the reaction again. Failures are logged and
+    never stop an answer: the signal is a courtesy, the answer is the product.
+    """
+
+    def __init__(self, client: AsyncWebClient, emoji: str = WORKING_EMOJI) -> None:
+        self._client = client
+        self.emoji = emoji
+        self._adding: dict[tuple[str, str], bool] = {}  # (channel, ts) -> cleared while adding
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, channel: str, ts: str) -> None:
+        """Mark the message as being worked on now (synchronously, so a quick `clear()` is never missed) and add
+        the reaction in the background."""
+        key = (channel, ts)
+        self._adding[key] = False
+        task = asyncio.create_task(self._add(channel, ts))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _add(self, channel: str, ts: str) -> None:
+        key = (channel, ts)
+        try:
+            await self._client.reactions_add(channel=channel, timestamp=ts, name=self.emoji)
+        except SlackApiError as exc:
+            if error_code(exc) != "already_reacted":
+                log.warning("slack.reaction_add_failed", channel=channel, ts=ts, error=error_code(exc))
+        except TRANSPORT_ERRORS as exc:
+            log.warning("slack.reaction_add_failed", channel=channel, ts=ts, error=error_code(exc))
+        finally:
+            cleared = self._adding.pop(key, False)
+        if cleared:
+            await self._remove(channel, ts)
+
+    async def drain(self) -> None:
+        """Wait for reactions being added (shutdown, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def clear(self, channel: str, ts: str) -> None:
+        key = (channel, ts)
+        if key in self._adding:
+            self._adding[key] = True
+        await self._remove(channel, ts)
+
+    async def _remove(self, channel: str, ts: str) -> None:
+        try:
+            await self._client.reactions_remove(channel=channel, timestamp=ts, name=self.emoji)
+        except SlackApiError as exc:
+            if error_code(exc) != "no_reaction":
+                log.warning("slack.reaction_remove_failed", channel=channel, ts=ts, error=error_code(exc))
+        except TRANSPORT_ERRORS as exc:
+            log.warning("slack.reaction_remove_failed", channel=channel, ts=ts, error=error_code(exc))
+
+
+def split_key(conversation_key: str) -> tuple[str, str]:
+    """("C123", "1700000000.000100") from "C123:1700000000.000100"; ("C123", "") for a bare channel."""
+    channel, _, thread_ts = conversation_key.partition(":")
+    return channel, thread_ts
+
+
+class SlackSender:
+    """Delivers replies to Slack (implements `bot.ports.ReplySender`)."""
+
+    def __init__(self, client: AsyncWebClient, signal: WorkingSignal) -> None:
+        self._client = client
+        self._signal = signal
+
+    async def send(self, reply: Reply) -> str:
+        channel, thread_ts = split_key(reply.conversation_key)
+        text, blocks = render_reply(reply)
+        try:
+            response = await self._client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread_ts or None,
+                text=text,
+                blocks=blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except (SlackApiError, *TRANSPORT_ERRORS) as exc:
+            error = delivery_error(exc)
+            log.warning("slack.post_failed", message_id=reply.in_reply_to, error=str(error))
+            if isinstance(error, PermanentDeliveryError):
+                await self._clear(reply)
+            raise error from exc
+        await self._clear(reply)
+        return str(response.get("ts") or "")
+
+    async def _clear(self, reply: Reply) -> None:
+        channel, ts = reply.metadata.get("channel", ""), reply.metadata.get("ts", "")
+        if channel and ts:
+            await self._signal.clear(channel, ts)
