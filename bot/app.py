@@ -13,6 +13,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -161,7 +162,10 @@ class SupportApp:
         if settings.email_enabled:
             from channels.email import build_email_channel
 
-            self.channels.append(build_email_channel(services))
+            # Stable across restarts of this process (same host, same DATA_DIR), so a restart after a crash takes
+            # the mailbox lease back at once instead of waiting for it to expire; other replicas still wait.
+            holder = f"{socket.gethostname()}:{settings.data_dir.resolve()}"
+            self.channels.append(build_email_channel(services, holder=holder))
         self.scheduler = self._build_scheduler()
         for channel in self.channels:
             await channel.start()

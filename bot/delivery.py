@@ -49,8 +49,12 @@ class OutboxDispatcher:
     def kick(self) -> None:
         self._wake.set()
 
-    async def flush_once(self, limit: int = 50) -> int:
-        """Deliver what is due now; returns how many were sent."""
+    async def flush_once(self, limit: int = 8) -> int:
+        """Deliver what is due now, `limit` at a time; returns how many were sent.
+
+        Small rounds on purpose: a reply sent but not yet marked sent when the process dies is sent again on
+        restart (same idempotency key, same email Message-ID), so fewer in flight means fewer such repeats.
+        """
         async with self._flush_lock:
             sent = 0
             while True:

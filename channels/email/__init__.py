@@ -1,0 +1,26 @@
+"""The email channel: an IMAP poller (imapclient, IDLE or polling), MIME parsing, reply trimming, loop and
+auto-reply hygiene, and an SMTP sender (aiosmtplib). Adapters only translate: email -> InboundMessage through
+the inquiry pipeline, Reply -> email through the outbox."""
+
+from channels.email.channel import EmailChannel, build_email_channel
+from channels.email.classify import Classification, Verdict, classify
+from channels.email.parsing import ParsedEmail, UnparseableEmail, parse_email
+from channels.email.render import build_reply, offer_message_id, reply_message_id
+from channels.email.sender import EmailSender
+from channels.email.trimming import trim_reply
+
+__all__ = [
+    "Classification",
+    "EmailChannel",
+    "EmailSender",
+    "ParsedEmail",
+    "UnparseableEmail",
+    "Verdict",
+    "build_email_channel",
+    "build_reply",
+    "classify",
+    "offer_message_id",
+    "parse_email",
+    "reply_message_id",
+    "trim_reply",
+]

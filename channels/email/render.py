@@ -1,0 +1,108 @@
+"""Reply -> email: threading headers, our own deterministic Message-ID, text and HTML parts, sources as links.
+
+The Message-ID is derived from the reply's idempotency key, so a resend after a crash carries the same id and
+the customer's mail client shows one message. A reply that offers a ticket gets the unguessable id the
+escalation service expects (`<offer-{token}@{domain}>`): a customer's "yes" only counts as a reply to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from bot.messages import ActionKind, Citation, Reply
+from channels.email import strings
+
+_RE_PREFIX = re.compile(r"^\s*((re|aw|sv|antw|ref|rif|vs)(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+
+
+def domain_of(address: str) -> str:
+    return address.rsplit("@", 1)[-1].strip().strip(">") or "localhost"
+
+
+def offer_message_id(token: str, support_address: str) -> str:
+    """The Message-ID of the email that offers ticket `token` (the escalation service matches replies to it)."""
+    return f"<offer-{token}@{domain_of(support_address)}>"
+
+
+def reply_message_id(reply: Reply, support_address: str) -> str:
+    """Our Message-ID for `reply`: the offer id when it offers a ticket, else a hash of its idempotency key."""
+    offer = next((a for a in reply.actions if a.kind is ActionKind.OFFER_TICKET and a.value), None)
+    if offer is not None:
+        return offer_message_id(offer.value, support_address)
+    digest = hashlib.sha256(reply.idempotency_key.encode()).hexdigest()[:32]
+    return f"<reply-{digest}@{domain_of(support_address)}>"
+
+
+def reply_subject(subject: str) -> str:
+    """'Re: ' + the subject without any existing Re:/AW:/SV: prefixes (never 'Re: Re:')."""
+    base = _RE_PREFIX.sub("", subject).strip()
+    return f"Re: {base}" if base else strings.DEFAULT_SUBJECT
+
+
+def _source_lines(citations: tuple[Citation, ...]) -> list[tuple[int, str, str]]:
+    return [(c.index, c.title or c.source, c.url or c.source) for c in citations]
+
+
+def _instructions(reply: Reply) -> list[str]:
+    kinds = {a.kind for a in reply.actions}
+    lines = []
+    if ActionKind.OFFER_TICKET in kinds:
+        lines.append(strings.CONFIRM_TICKET)
+    elif ActionKind.TALK_TO_PERSON in kinds:
+        lines.append(strings.TALK_TO_PERSON)
+    return lines
+
+
+def render_text(reply: Reply) -> str:
+    parts = [reply.text.strip()]
+    if reply.low_confidence:
+        parts.append(strings.LOW_CONFIDENCE)
+    sources = _source_lines(reply.citations)
+    if sources:
+        parts.append(strings.SOURCES + "\n" + "\n".join(f"[{i}] {title} - {link}" for i, title, link in sources))
+    parts += _instructions(reply)
+    parts.append(strings.FOOTER)
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def render_html(reply: Reply) -> str:
+    paragraphs = [f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in reply.text.strip().split("\n\n") if p]
+    if reply.low_confidence:
+        paragraphs.append(f"<p><em>{html.escape(strings.LOW_CONFIDENCE)}</em></p>")
+    sources = _source_lines(reply.citations)
+    if sources:
+        items = "".join(
+            f'<li value="{i}"><a href="{html.escape(link, quote=True)}">{html.escape(title)}</a></li>'
+            if link.startswith(("http://", "https://"))
+            else f'<li value="{i}">{html.escape(title)} ({html.escape(link)})</li>'
+            for i, title, link in sources
+        )
+        paragraphs.append(f"<p>{html.escape(strings.SOURCES)}</p><ol>{items}</ol>")
+    paragraphs += [f"<p><strong>{html.escape(line)}</strong></p>" for line in _instructions(reply)]
+    paragraphs.append(f'<p style="color:#666">{html.escape(strings.FOOTER)}</p>')
+    return "<!doctype html><html><body>" + "".join(paragraphs) + "</body></html>"
+
+
+def build_reply(reply: Reply, support_address: str) -> EmailMessage:
+    """The email for `reply`, addressed to the Reply-To of the message it answers (or its sender)."""
+    md = reply.metadata
+    msg = EmailMessage()
+    msg["From"] = support_address
+    msg["To"] = md.get("reply_to") or reply.recipient
+    msg["Subject"] = reply_subject(reply.subject)
+    msg["Date"] = formatdate(localtime=False, usegmt=True)
+    msg["Message-ID"] = reply_message_id(reply, support_address)
+    parent = md.get("message_id_header", "")
+    if parent:
+        msg["In-Reply-To"] = parent
+        refs = md.get("references", "").split()
+        msg["References"] = " ".join([*[r for r in refs if r != parent][-20:], parent])
+    msg["Auto-Submitted"] = "auto-replied"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg.set_content(render_text(reply))
+    msg.add_alternative(render_html(reply), subtype="html")
+    return msg

@@ -1,0 +1,77 @@
+"""SMTP delivery with aiosmtplib: STARTTLS or implicit TLS per `SMTP_SECURITY` (plaintext only with "none").
+
+`EmailSender.send(reply)` is the outbox's `ReplySender`: it renders the reply and returns its Message-ID (the
+outbox stores it as the delivery reference, which is how a customer's answer to it finds its thread). A 5xx
+from the server is permanent (dead letter); connection problems and 4xx are retried by the outbox.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+import aiosmtplib
+import structlog
+
+from bot.errors import DeliveryError, PermanentDeliveryError
+from bot.messages import Reply
+from bot.settings import Settings, secret
+from channels.email.render import build_reply, domain_of
+
+log = structlog.get_logger(__name__)
+
+
+class EmailSender:
+    """Sends replies and reports through the configured SMTP server."""
+
+    def __init__(self, settings: Settings, *, tls_context: ssl.SSLContext | None = None, timeout: float = 30.0) -> None:
+        self._settings = settings
+        self._tls_context = tls_context
+        self._timeout = timeout
+
+    async def send(self, reply: Reply) -> str:
+        if not (reply.metadata.get("reply_to") or reply.recipient):
+            raise PermanentDeliveryError("reply has no recipient")
+        msg = build_reply(reply, self._settings.support_address)
+        await self.deliver(msg)
+        return str(msg["Message-ID"])
+
+    async def send_report(self, to: Sequence[str], subject: str, text: str, html: str, png: bytes | None) -> None:
+        """The weekly report: text and HTML, the chart attached as report.png."""
+        msg = EmailMessage()
+        msg["From"] = self._settings.support_address
+        msg["To"] = ", ".join(to)
+        msg["Subject"] = subject
+        msg["Date"] = formatdate(usegmt=True)
+        msg["Message-ID"] = make_msgid("report", domain=domain_of(self._settings.support_address))
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+        if png is not None:
+            msg.add_attachment(png, maintype="image", subtype="png", filename="report.png")
+        await self.deliver(msg)
+
+    async def deliver(self, msg: EmailMessage) -> None:
+        s = self._settings
+        try:
+            await aiosmtplib.send(
+                msg,
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_user or None,
+                password=secret(s.smtp_password) or None,
+                use_tls=s.smtp_security == "ssl",
+                start_tls=s.smtp_security == "starttls",
+                tls_context=self._tls_context,
+                timeout=self._timeout,
+            )
+        except aiosmtplib.SMTPResponseException as exc:
+            if 500 <= exc.code < 600:
+                raise PermanentDeliveryError(f"SMTP refused with {exc.code}") from exc
+            raise DeliveryError(f"SMTP answered {exc.code}") from exc
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise PermanentDeliveryError("SMTP refused every recipient") from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(f"SMTP failed: {type(exc).__name__}") from exc

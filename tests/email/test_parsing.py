@@ -1,0 +1,149 @@
+"""Parsing, classification, trimming and rendering, against the fixture corpus (no servers needed)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.messages import Action, ActionKind, Channel, Citation, InboundMessage, Outcome, Reply, frozen_map
+from channels.email import UnparseableEmail, build_reply, classify, parse_email, reply_message_id, trim_reply
+from channels.email.parsing import decode_bytes
+from channels.email.render import reply_subject
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "email"
+CORPUS = FIXTURES / "corpus"
+EXPECTED: dict[str, dict[str, str]] = json.loads((CORPUS / "expected.json").read_text())
+TRIM_CASES = sorted(p.name.removesuffix(".in.txt") for p in (FIXTURES / "trim").glob("*.in.txt"))
+
+
+def verdict_of(raw: bytes) -> tuple[str, str]:
+    try:
+        mail = parse_email(raw)
+    except UnparseableEmail:
+        return "quarantine", ""
+    return classify(mail, ["support@acme.test"]).verdict.value, mail.visible
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(EXPECTED) >= 30
+    assert {e["verdict"] for e in EXPECTED.values()} >= {
+        "answer", "auto_reply", "list", "bounce", "no_reply", "own_address", "quarantine",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_fixture_parses_and_is_classified(name: str) -> None:
+    expected = EXPECTED[name]
+    verdict, visible = verdict_of((CORPUS / name).read_bytes())
+    assert verdict == expected["verdict"]
+    assert expected.get("contains", "") in visible
+    if "subject" in expected:
+        assert parse_email((CORPUS / name).read_bytes()).subject == expected["subject"]
+
+
+def test_classification_table(capsys: pytest.CaptureFixture[str]) -> None:
+    counts: dict[str, int] = {}
+    for name in EXPECTED:
+        verdict, _ = verdict_of((CORPUS / name).read_bytes())
+        counts[verdict] = counts.get(verdict, 0) + 1
+    with capsys.disabled():
+        print("\nemail corpus classification:", ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    assert sum(counts.values()) == len(EXPECTED)
+
+
+@pytest.mark.parametrize("case", TRIM_CASES)
+def test_trimmer_meets_expectation(case: str) -> None:
+    body = (FIXTURES / "trim" / f"{case}.in.txt").read_text()
+    expected = (FIXTURES / "trim" / f"{case}.out.txt").read_text()
+    assert trim_reply(body).strip() == expected.strip()
+
+
+def test_attachments_are_listed_not_processed() -> None:
+    mail = parse_email((CORPUS / "13_attachments.eml").read_bytes())
+    assert mail.attachments == ("screenshot.png", "Rechnung März.pdf")
+    assert "iVBOR" not in mail.body
+
+
+def test_missing_message_id_gets_a_stable_synthetic_one() -> None:
+    raw = (CORPUS / "28_no_message_id.eml").read_bytes()
+    first, second = parse_email(raw), parse_email(raw)
+    assert first.synthetic_id and first.message_id == second.message_id
+    assert first.message_id.startswith("<") and first.message_id.endswith(">")
+
+
+def test_charset_fallbacks() -> None:
+    assert decode_bytes("Grüße".encode(), "iso-8859-1") == "Grüße"  # mislabelled UTF-8
+    assert decode_bytes("Grüße".encode("latin-1"), "iso-8859-1") == "Grüße"
+    assert decode_bytes("Grüße".encode("cp1252"), None) == "Grüße"
+    assert decode_bytes(b"ok", "x-no-such-charset") == "ok"
+
+
+def test_threading_ids_nearest_first() -> None:
+    mail = parse_email((CORPUS / "09_gmail_reply.eml").read_bytes())
+    assert mail.thread_ids == ("<reply-abc@acme.test>", "<plain-1@example.org>")
+
+
+def _reply(**extra: object) -> Reply:
+    msg = InboundMessage(
+        Channel.EMAIL, "<q1@example.org>", "<q1@example.org>", "jane@example.org", "hi", datetime.now(UTC),
+        subject="Re: RE: Backups",
+        metadata=frozen_map({"message_id_header": "<q1@example.org>", "references": "<root@example.org>"}),
+    )  # fmt: skip
+    values: dict[str, object] = {
+        "channel": Channel.EMAIL,
+        "conversation_key": msg.conversation_key,
+        "in_reply_to": msg.message_id,
+        "text": "Backups run hourly [1].",
+        "outcome": Outcome.ANSWERED,
+        "idempotency_key": "email:<q1@example.org>:0",
+        "citations": (Citation(1, "Backups", "kb/backups.md", url="https://help.acme.test/backups"),),
+        "recipient": msg.sender,
+        "subject": msg.subject,
+        "metadata": msg.metadata,
+    }
+    values.update(extra)
+    return Reply(**values)  # type: ignore[arg-type]
+
+
+def test_reply_keeps_the_thread_and_marks_itself_automatic() -> None:
+    email = build_reply(_reply(), "support@acme.test")
+    assert email["Subject"] == "Re: Backups"
+    assert email["In-Reply-To"] == "<q1@example.org>"
+    assert email["References"] == "<root@example.org> <q1@example.org>"
+    assert email["Auto-Submitted"] == "auto-replied"
+    assert email["To"] == "jane@example.org"
+    text = email.get_body(("plain",))
+    html = email.get_body(("html",))
+    assert text is not None and html is not None
+    assert "[1] Backups - https://help.acme.test/backups" in text.get_content()
+    assert 'href="https://help.acme.test/backups"' in html.get_content()
+
+
+def test_message_id_is_deterministic_and_offer_id_is_the_token() -> None:
+    assert reply_message_id(_reply(), "support@acme.test") == reply_message_id(_reply(), "support@acme.test")
+    offer = _reply(actions=(Action(ActionKind.OFFER_TICKET, "Create a ticket", "tok123"),))
+    email = build_reply(offer, "support@acme.test")
+    assert email["Message-ID"] == "<offer-tok123@acme.test>"
+    body = email.get_body(("plain",))
+    assert body is not None and 'Reply "yes" to this email to open a ticket.' in body.get_content()
+
+
+def test_reply_to_header_wins_over_sender() -> None:
+    reply = _reply(metadata=frozen_map({"message_id_header": "<q1@example.org>", "reply_to": "tom@example.org"}))
+    assert build_reply(reply, "support@acme.test")["To"] == "tom@example.org"
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        ("Backups", "Re: Backups"),
+        ("Re: Backups", "Re: Backups"),
+        ("RE: Re: AW: x", "Re: x"),
+        ("", "Re: your message to support"),
+    ],
+)
+def test_reply_subject(subject: str, expected: str) -> None:
+    assert reply_subject(subject) == expected
