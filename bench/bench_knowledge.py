@@ -1,0 +1,210 @@
+"""Knowledge engine figures: ingestion overhead over the raw embedding model, retrieval latency, memory.
+
+1. Ingestion throughput: synthetic help articles go through the whole pipeline (read, chunk, embed, BM25, upsert,
+   docstore); the same chunk texts are then embedded by the raw fastembed model alone. ratio = pipeline / raw.
+2. Retrieval latency on the embedded store at 10k and 100k chunks (--quick: 1k and 5k): hybrid RRF with a filter.
+   Store part with cheap random vectors; real query-embedding time measured separately; total = sum of both.
+3. Resident memory of the process with the largest store loaded.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from bench.harness import Report, Timer
+from bot.settings import Settings
+
+WORDS = [
+    "backup",
+    "restore",
+    "file",
+    "folder",
+    "device",
+    "account",
+    "billing",
+    "invoice",
+    "plan",
+    "team",
+    "admin",
+    "encryption",
+    "key",
+    "password",
+    "sync",
+    "upload",
+    "download",
+    "schedule",
+    "version",
+    "retention",
+    "storage",
+    "quota",
+    "error",
+    "network",
+    "proxy",
+    "firewall",
+    "install",
+    "update",
+    "laptop",
+    "phone",
+    "share",
+    "link",
+    "permission",
+    "user",
+    "group",
+    "audit",
+    "report",
+    "export",
+    "import",
+    "archive",
+    "snapshot",
+    "cloud",
+    "server",
+    "agent",
+    "notification",
+    "email",
+    "alert",
+    "policy",
+    "region",
+    "latency",
+    "bandwidth",
+    "throttle",
+    "resume",
+    "pause",
+    "cancel",
+    "refund",
+    "trial",
+]
+
+
+def sentence(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 16))).capitalize() + "."
+
+
+def article(rng: random.Random, number: int) -> str:
+    parts = [f"# Article {number}: {rng.choice(WORDS)} {rng.choice(WORDS)}\n"]
+    for section in range(rng.randint(3, 6)):
+        parts.append(f"## Section {section} {rng.choice(WORDS)}\n")
+        parts.append(" ".join(sentence(rng) for _ in range(rng.randint(3, 9))) + "\n")
+    return "\n".join(parts)
+
+
+async def ingestion(report: Report, quick: bool, settings: Settings, tmp: Path) -> None:
+    from llama_index.core.schema import MetadataMode
+
+    from knowledge.chunking import node_parsers
+    from knowledge.embedding import model_tokenizer
+    from knowledge.readers import read_file
+    from knowledge.service import build_knowledge
+
+    rng = random.Random(7)
+    folder = tmp / "kb"
+    folder.mkdir()
+    for number in range(40 if quick else 200):
+        (folder / f"article-{number}.md").write_text(article(rng, number))
+    service = build_knowledge(settings, root=tmp / "index")
+    started = time.perf_counter()
+    result = await service.ingest([folder])
+    pipeline_seconds = time.perf_counter() - started
+    again = time.perf_counter()
+    second = await service.ingest([folder])
+    noop_seconds = time.perf_counter() - again
+    await service.close()
+    nodes = [read_file(path.resolve()) for path in sorted(folder.glob("*.md"))]
+    for transform in node_parsers(model_tokenizer(settings.data_dir)):
+        nodes = transform(nodes)  # type: ignore[assignment]
+    texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+    started = time.perf_counter()
+    service.embed_model.embed_texts(texts)
+    raw_seconds = time.perf_counter() - started
+    report.add("ingest chunks", result.chunks_added, "chunks", f"{result.files_seen} files")
+    report.add("ingest pipeline throughput", result.chunks_added / pipeline_seconds, "ch/s")
+    report.add("raw embedding throughput", len(texts) / raw_seconds, "ch/s", "same chunk texts, fastembed only")
+    report.ratio("ingest time / raw embedding time", pipeline_seconds, raw_seconds, "goal < 1.15")
+    report.add("re-ingest unchanged folder", noop_seconds * 1000, "ms", f"{second.chunks_added} chunks embedded")
+
+
+def fill_store(store: object, count: int, rng: random.Random) -> None:
+    import qdrant_edge as qe
+    from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+    from llama_index.core.vector_stores.utils import node_to_metadata_dict
+
+    from knowledge.fusion import DENSE_VECTOR, SPARSE_VECTOR
+
+    shard = store.client  # type: ignore[attr-defined]
+    encoder = store._encoder  # type: ignore[attr-defined]
+    batch = []
+    for number in range(count):
+        text = sentence(rng) + " " + sentence(rng)
+        vector = [rng.gauss(0, 1) for _ in range(384)]
+        sparse = encoder.document(text)
+        node = TextNode(
+            text=text, metadata={"title": "Synthetic", "category": rng.choice(["billing", "backup", "admin"])}
+        )
+        node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=f"doc-{number // 8}")
+        payload = node_to_metadata_dict(node)
+        named = {DENSE_VECTOR: vector, SPARSE_VECTOR: qe.SparseVector(list(sparse.indices), list(sparse.values))}
+        batch.append(qe.Point(number + 1, named, payload))
+        if len(batch) == 1000:
+            shard.update(qe.UpdateOperation.upsert_points(batch))
+            batch = []
+    if batch:
+        shard.update(qe.UpdateOperation.upsert_points(batch))
+    shard.optimize()
+
+
+async def retrieval(report: Report, quick: bool, settings: Settings, tmp: Path) -> None:
+    from llama_index.core.vector_stores.types import (
+        MetadataFilter,
+        MetadataFilters,
+        VectorStoreQuery,
+        VectorStoreQueryMode,
+    )
+
+    from knowledge.edge_store import EdgeVectorStore
+    from knowledge.embedding import FastEmbedEmbedding, load_text_embedding
+    from knowledge.sparse import Bm25Encoder
+
+    embedder = FastEmbedEmbedding(load_text_embedding(settings.embedding_model, settings.data_dir))
+    embed_timer = Timer()
+    questions = [sentence(random.Random(n)) for n in range(60)]
+    for question in questions:
+        with embed_timer.measure():
+            embedder.get_query_embedding(question)
+    report.add_timer("query embedding", embed_timer)
+    embed = embed_timer.summary()
+    rng = random.Random(11)
+    for size in (1_000, 5_000) if quick else (10_000, 100_000):
+        store = EdgeVectorStore(tmp / f"store-{size}", 384, Bm25Encoder())
+        started = time.perf_counter()
+        fill_store(store, size, rng)
+        report.add(f"load+index {size} chunks", time.perf_counter() - started, "s")
+        timer = Timer()
+        only_billing = MetadataFilters(filters=[MetadataFilter(key="category", value="billing")])
+        for question in questions * 3:
+            query = VectorStoreQuery(
+                query_embedding=[rng.gauss(0, 1) for _ in range(384)],
+                query_str=question,
+                similarity_top_k=5,
+                mode=VectorStoreQueryMode.HYBRID,
+                filters=only_billing,
+            )
+            with timer.measure():
+                store.query(query)
+        report.add_timer(f"hybrid+filter store query @{size}", timer)
+        summary = timer.summary()
+        report.add(f"total p50 @{size} (embed + store)", summary["p50_ms"] + embed["p50_ms"], "ms")
+        report.add(f"total p95 @{size} (embed + store)", summary["p95_ms"] + embed["p95_ms"], "ms", "goal < 20 ms")
+        report.add(f"RSS with {size} chunks", psutil.Process().memory_info().rss / 1e6, "MB")
+        store.close()
+
+
+async def run(report: Report, quick: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-knowledge-") as name:
+        tmp = Path(name)
+        settings = Settings(_env_file=None, data_dir=tmp / "data")  # type: ignore[call-arg]
+        await ingestion(report, quick, settings, tmp)
+        await retrieval(report, quick, settings, tmp)

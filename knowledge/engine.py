@@ -1,0 +1,220 @@
+"""The query engine: condense -> hybrid retrieve -> answer with numbered citations -> confidence -> abstain or not.
+
+It is a LlamaIndex `BaseQueryEngine` (so `aquery()` works and returns a `Response` whose metadata holds our
+`Answer`), and its `answer()` is what the knowledge port calls. Confidence = retrieval confidence (best cosine and
+term coverage) scaled by citation coverage (the share of answer paragraphs that cite a real passage). Below the
+abstain threshold the engine says it does not know; it abstains *before* calling the LLM when retrieval alone is too
+weak, so a hopeless question costs no tokens and cannot produce a guess.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import MappingProxyType
+
+import structlog
+from llama_index.core.async_utils import asyncio_run
+from llama_index.core.base.base_query_engine import BaseQueryEngine
+from llama_index.core.base.response.schema import RESPONSE_TYPE, Response
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.prompts.mixin import PromptDictType, PromptMixinType
+from llama_index.core.schema import NodeWithScore, QueryBundle
+
+from bot.errors import LLMUnavailable
+from bot.messages import Answer, Citation, Role, Turn, Usage
+from knowledge.answerers import ClaudeAnswerer, Draft, ExtractiveAnswerer
+from knowledge.retrieval import Hit, HybridRetriever, metadata_filters, retrieval_confidence
+from knowledge.sparse import Bm25Encoder
+
+log = structlog.get_logger(__name__)
+
+ABSTAIN_TEXT = "I don't know the answer to that from our help centre, and I'd rather not guess."
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+_FOLLOW_UP = re.compile(r"\b(it|its|that|this|those|these|they|them|there|same|one|ones|also|else)\b", re.IGNORECASE)
+
+
+def cite(draft_text: str, hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...], float]:
+    """Drop markers that point at no passage; return (text, citations in marker order, citation coverage 0..1)."""
+    valid = range(1, len(hits) + 1)
+    text = _MARKER.sub(lambda m: m.group(0) if int(m.group(1)) in valid else "", draft_text)
+    order: list[int] = []
+    for match in _MARKER.finditer(text):
+        number = int(match.group(1))
+        if number not in order:
+            order.append(number)
+    citations = tuple(
+        Citation(
+            index=n,
+            title=hits[n - 1].meta("title"),
+            source=hits[n - 1].meta("source"),
+            url=hits[n - 1].meta("url"),
+            section=hits[n - 1].meta("section"),
+            snippet=hits[n - 1].text[:300],
+            score=round(hits[n - 1].cosine, 4),
+            chunk_id=hits[n - 1].node.node_id,
+        )
+        for n in order
+    )
+    blocks = [b.strip() for b in re.split(r"\n+", text) if len(b.strip()) >= 25 and not b.strip().endswith(":")]
+    coverage = sum(1 for b in blocks if _MARKER.search(b)) / len(blocks) if blocks else (1.0 if citations else 0.0)
+    return text.strip(), citations, coverage
+
+
+def heuristic_condense(question: str, history: Sequence[Turn]) -> str:
+    """Without an LLM: a short or pronoun-led follow-up is joined to the customer's previous question."""
+    previous = [t.text for t in history if t.role == Role.CUSTOMER and t.text.strip() != question.strip()]
+    if not previous:
+        return question
+    if len(question.split()) <= 12 or _FOLLOW_UP.search(question):
+        return f"{previous[-1].strip()} {question.strip()}"
+    return question
+
+
+class KnowledgeQueryEngine(BaseQueryEngine):
+    """Answers questions from the index with citations and a confidence; abstains rather than guesses."""
+
+    def __init__(
+        self,
+        retriever: HybridRetriever,
+        encoder: Bm25Encoder,
+        extractive: ExtractiveAnswerer,
+        claude: ClaudeAnswerer | None,
+        abstain_threshold: float,
+    ) -> None:
+        super().__init__(callback_manager=CallbackManager([]))
+        self.retriever = retriever
+        self._encoder = encoder
+        self._extractive = extractive
+        self._claude = claude
+        self._threshold = abstain_threshold
+
+    # --- LlamaIndex query engine interface ---
+
+    def _get_prompt_modules(self) -> PromptMixinType:
+        return {}
+
+    def _get_prompts(self) -> PromptDictType:
+        return {}
+
+    def _update_prompts(self, prompts_dict: PromptDictType) -> None:
+        return None
+
+    def _query(self, query_bundle: QueryBundle) -> RESPONSE_TYPE:
+        response: RESPONSE_TYPE = asyncio_run(self._aquery(query_bundle))
+        return response
+
+    async def _aquery(self, query_bundle: QueryBundle) -> RESPONSE_TYPE:
+        answer, hits = await self._run(query_bundle.query_str, (), None)
+        nodes = [NodeWithScore(node=h.node, score=h.score) for h in hits]
+        return Response(response=answer.text, source_nodes=nodes, metadata={"answer": answer})
+
+    # --- the knowledge port ---
+
+    async def answer(
+        self, question: str, history: Sequence[Turn] = (), filters: Mapping[str, str] | None = None
+    ) -> Answer:
+        answer, _ = await self._run(question, history, filters)
+        return answer
+
+    async def _prepare(
+        self, question: str, history: Sequence[Turn], filters: Mapping[str, str] | None, stages: dict[str, float]
+    ) -> tuple[str, list[Hit], float, Usage]:
+        started = time.perf_counter()
+        standalone, usage = question, Usage()
+        if history:
+            standalone = heuristic_condense(question, history)
+            if self._claude is not None:
+                with contextlib.suppress(LLMUnavailable):
+                    standalone, usage = await self._claude.condense(question, history)
+        stages["condense"] = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        hits = await self.retriever.asearch(standalone, metadata_filters(filters))
+        confidence = retrieval_confidence(standalone, hits, self._encoder)
+        stages["retrieve"] = (time.perf_counter() - started) * 1000
+        return standalone, hits, confidence, usage
+
+    async def _run(
+        self, question: str, history: Sequence[Turn], filters: Mapping[str, str] | None
+    ) -> tuple[Answer, list[Hit]]:
+        stages: dict[str, float] = {}
+        standalone, hits, confidence, usage = await self._prepare(question, history, filters, stages)
+        started = time.perf_counter()
+        draft: Draft | None = None
+        if confidence >= self._threshold:
+            if self._claude is not None:
+                try:
+                    draft = await self._claude.answer(standalone, hits)
+                except LLMUnavailable:
+                    draft = None
+            if draft is None:
+                draft = self._extractive.answer(standalone, hits)
+        stages["generate"] = (time.perf_counter() - started) * 1000
+        return self._finish(draft, hits, confidence, usage, stages, standalone, question), hits
+
+    def _finish(
+        self,
+        draft: Draft | None,
+        hits: Sequence[Hit],
+        retrieval: float,
+        condense_usage: Usage,
+        stages: dict[str, float],
+        standalone: str,
+        question: str,
+    ) -> Answer:
+        usage = condense_usage
+        if draft is not None and draft.usage.model:
+            usage = Usage(
+                model=draft.usage.model,
+                input_tokens=draft.usage.input_tokens + condense_usage.input_tokens,
+                output_tokens=draft.usage.output_tokens + condense_usage.output_tokens,
+                cost_usd=draft.usage.cost_usd + condense_usage.cost_usd,
+            )
+        answerer = draft.answerer if draft is not None else "none"
+        text, citations, coverage = cite(draft.text, hits) if draft is not None else ("", (), 0.0)
+        confidence = round(retrieval * (0.6 + 0.4 * coverage) * (1.0 if citations else 0.5), 4)
+        abstained = draft is None or draft.declined or confidence < self._threshold or not citations
+        log.info(
+            "knowledge.answered",
+            answerer=answerer,
+            retrieval_confidence=retrieval,
+            confidence=confidence,
+            abstained=abstained,
+            hits=len(hits),
+        )
+        return Answer(
+            text=ABSTAIN_TEXT if abstained else text,
+            citations=() if abstained else citations,
+            confidence=confidence if not abstained else min(confidence, retrieval),
+            grounded=not abstained and coverage >= 0.999,
+            abstained=abstained,
+            answerer=answerer,
+            usage=usage,
+            stage_ms=MappingProxyType(dict(stages)),
+            standalone_question=standalone if standalone != question else "",
+        )
+
+    async def stream(
+        self, question: str, history: Sequence[Turn] = (), filters: Mapping[str, str] | None = None
+    ) -> AsyncIterator[str | Answer]:
+        """Yield text deltas (Claude only), then the final `Answer`; channels that cannot stream use `answer()`."""
+        stages: dict[str, float] = {}
+        standalone, hits, confidence, usage = await self._prepare(question, history, filters, stages)
+        started = time.perf_counter()
+        draft: Draft | None = None
+        if confidence >= self._threshold:
+            if self._claude is not None:
+                try:
+                    async for item in self._claude.stream(standalone, hits):
+                        if isinstance(item, Draft):
+                            draft = item
+                        else:
+                            yield item
+                except LLMUnavailable:
+                    draft = None
+            if draft is None:
+                draft = self._extractive.answer(standalone, hits)
+        stages["generate"] = (time.perf_counter() - started) * 1000
+        yield self._finish(draft, hits, confidence, usage, stages, standalone, question)

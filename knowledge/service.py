@@ -1,0 +1,211 @@
+"""The knowledge engine behind the `KnowledgeEngine` port: answer, ingest, embed, ready, close.
+
+`build_knowledge(settings)` picks the pieces: the embedded qdrant-edge store under DATA_DIR/qdrant (default) or a
+Qdrant server/cluster when QDRANT_URL is set; Claude when ANTHROPIC_API_KEY is set, extractive answers otherwise.
+Everything that blocks (embedding, store calls, file reading) runs in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bot.errors import ConfigError
+from bot.messages import Answer, Turn
+from bot.settings import Settings, secret
+from knowledge.answerers import ClaudeAnswerer, ExtractiveAnswerer
+from knowledge.edge_store import EdgeVectorStore
+from knowledge.embedding import FastEmbedEmbedding, load_text_embedding, model_tokenizer
+from knowledge.engine import KnowledgeQueryEngine
+from knowledge.fusion import FusionPlan
+from knowledge.ingest import Ingestor, IngestReport
+from knowledge.offline import go_offline
+from knowledge.retrieval import HybridRetriever
+from knowledge.sparse import Bm25Encoder
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["IngestReport", "KnowledgeService", "build_knowledge"]
+
+
+class KnowledgeService:
+    """Satisfies `bot.ports.KnowledgeEngine`; also ingests (CLI, scheduler) and embeds (knowledge-gap clustering)."""
+
+    def __init__(self, engine: KnowledgeQueryEngine, ingestor: Ingestor, embed_model: FastEmbedEmbedding, store: Any):
+        self.engine = engine
+        self._ingestor = ingestor
+        self._embed_model = embed_model
+        self._store = store
+        self._ingest_lock = asyncio.Lock()
+
+    @property
+    def ingestor(self) -> Ingestor:
+        return self._ingestor
+
+    @property
+    def embed_model(self) -> FastEmbedEmbedding:
+        return self._embed_model
+
+    async def answer(
+        self, question: str, history: Sequence[Turn] = (), filters: Mapping[str, str] | None = None
+    ) -> Answer:
+        return await self.engine.answer(question, history, filters)
+
+    def stream(
+        self, question: str, history: Sequence[Turn] = (), filters: Mapping[str, str] | None = None
+    ) -> AsyncIterator[str | Answer]:
+        """Text deltas as Claude writes them, then the final `Answer` (for channels that can update a message)."""
+        return self.engine.stream(question, history, filters)
+
+    async def ready(self) -> bool:
+        try:
+            return bool(await asyncio.to_thread(self._store.count) > 0)
+        except Exception as exc:
+            log.warning("knowledge.not_ready", error=type(exc).__name__)
+            return False
+
+    async def ingest(self, paths: Sequence[Path], progress: bool = False) -> IngestReport:
+        async with self._ingest_lock:
+            return await asyncio.to_thread(self._ingestor.run, list(paths), progress)
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self._embed_model.embed_texts, list(texts))
+
+    async def chunk_count(self) -> int:
+        return int(await asyncio.to_thread(self._store.count))
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._store.close)
+
+    def close_blocking(self) -> None:
+        """Close from synchronous code (the eval, the CLI)."""
+        self._store.close()
+
+
+def fusion_plan(settings: Settings) -> FusionPlan:
+    """Fusion weights from settings when the lead's Settings has them, else the measured defaults."""
+    default = FusionPlan()
+    return FusionPlan(
+        dense_weight=float(getattr(settings, "hybrid_dense_weight", default.dense_weight)),
+        sparse_weight=float(getattr(settings, "hybrid_sparse_weight", default.sparse_weight)),
+        rrf_k=int(getattr(settings, "hybrid_rrf_k", default.rrf_k)),
+    )
+
+
+def build_embedder(settings: Settings) -> FastEmbedEmbedding:
+    model = load_text_embedding(settings.embedding_model, settings.data_dir)
+    return FastEmbedEmbedding(model, settings.embedding_model, settings.embedding_batch_size)
+
+
+def build_store(settings: Settings, dimensions: int, encoder: Bm25Encoder, plan: FusionPlan, root: Path) -> Any:
+    """The embedded shard under `root`, or the Qdrant server at QDRANT_URL (":memory:": qdrant-client local mode)."""
+    if settings.qdrant_url:
+        from qdrant_client import QdrantClient
+
+        from knowledge.server_store import FusedQdrantVectorStore
+
+        if settings.qdrant_url == ":memory:":
+            client = QdrantClient(location=":memory:")
+        else:
+            client = QdrantClient(url=settings.qdrant_url, api_key=secret(settings.qdrant_api_key) or None)
+        return FusedQdrantVectorStore(client, settings.qdrant_collection, encoder, plan)
+    return EdgeVectorStore(root / "qdrant" / settings.qdrant_collection, dimensions, encoder, plan)
+
+
+def build_claude(settings: Settings) -> ClaudeAnswerer | None:
+    api_key = secret(settings.anthropic_api_key)
+    if not api_key:
+        return None
+    from purgatory import AsyncCircuitBreakerFactory
+
+    llm = _anthropic_class()(
+        model=settings.anthropic_model,
+        api_key=api_key,
+        base_url=settings.anthropic_base_url or None,
+        max_tokens=settings.anthropic_max_tokens,
+        timeout=settings.anthropic_timeout_seconds,
+        max_retries=settings.anthropic_max_retries,
+        temperature=0.0,
+    )
+    breaker = AsyncCircuitBreakerFactory(
+        default_threshold=settings.llm_breaker_failures, default_ttl=settings.llm_breaker_reset_seconds
+    )
+    return ClaudeAnswerer(
+        llm, breaker, settings.anthropic_model, settings.llm_input_cost_per_mtok, settings.llm_output_cost_per_mtok
+    )
+
+
+def _anthropic_class() -> Any:
+    """LlamaIndex's Anthropic LLM, tolerant of model names its table does not know yet (new or private models)."""
+    import typing
+
+    from llama_index.core.base.llms.types import LLMMetadata
+    from llama_index.llms.anthropic import Anthropic
+    from llama_index.llms.anthropic import utils as anthropic_utils
+
+    # anthropic >= 2.10 made `MessageParam` a Union of TypedDicts, which llama-index-llms-anthropic 0.12 still calls
+    # as a constructor; a TypedDict call builds a plain dict, so a dict factory is the exact equivalent.
+    if typing.get_origin(getattr(anthropic_utils, "MessageParam", None)) is typing.Union:
+        setattr(anthropic_utils, "MessageParam", dict)  # noqa: B010 - patching a module attribute on purpose
+
+    import inspect
+
+    from anthropic.resources.messages import AsyncMessages
+
+    sdk_takes_temperature = "temperature" in inspect.signature(AsyncMessages.create).parameters
+
+    class AnyModelAnthropic(Anthropic):
+        @property
+        def _model_kwargs(self) -> dict[str, Any]:
+            kwargs = dict(super()._model_kwargs)
+            if not sdk_takes_temperature:  # newer SDKs dropped sampling parameters
+                kwargs.pop("temperature", None)
+            return kwargs
+
+        @property
+        def metadata(self) -> LLMMetadata:
+            try:
+                return super().metadata
+            except ValueError:
+                return LLMMetadata(
+                    context_window=200_000,
+                    num_output=self.max_tokens,
+                    is_chat_model=True,
+                    is_function_calling_model=True,
+                    model_name=self.model,
+                )
+
+    return AnyModelAnthropic
+
+
+def build_knowledge(settings: Settings, root: Path | None = None) -> KnowledgeService:
+    """Compose the knowledge engine from settings; `root` overrides DATA_DIR for the index (the eval: a temp dir)."""
+    go_offline()
+    root = root or settings.data_dir
+    try:
+        embed_model = build_embedder(settings)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        problem = type(exc).__name__
+        raise ConfigError(f"EMBEDDING_MODEL {settings.embedding_model!r} cannot be loaded: {problem}") from exc
+    tokenizer = model_tokenizer(settings.data_dir, settings.embedding_model)
+    go_offline(tokenizer)
+    from llama_index.core import Settings as LlamaSettings
+
+    LlamaSettings.embed_model = embed_model
+    dimensions = len(embed_model.embed_texts(["dimension probe"])[0])
+    encoder = Bm25Encoder()
+    plan = fusion_plan(settings)
+    store = build_store(settings, dimensions, encoder, plan, root)
+    retriever = HybridRetriever(store, embed_model, settings.retrieval_top_k)
+    engine = KnowledgeQueryEngine(
+        retriever, encoder, ExtractiveAnswerer(encoder), build_claude(settings), settings.abstain_threshold
+    )
+    docstore = root / "knowledge" / f"docstore-{settings.qdrant_collection}.json"
+    ingestor = Ingestor(store, embed_model, tokenizer, docstore)
+    return KnowledgeService(engine, ingestor, embed_model, store)
