@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = "supportbot"
     retrieval_top_k: int = Field(5, ge=1, le=50)
+    hybrid_dense_weight: float = Field(1.0, ge=0)  # RRF weight of the dense (embedding) list
+    hybrid_sparse_weight: float = Field(0.99, ge=0)  # RRF weight of the sparse (BM25) list
+    hybrid_rrf_k: int = Field(2, ge=1)  # RRF k: small k lets the weights matter
     abstain_threshold: float = Field(0.35, ge=0, le=1)
     low_confidence_threshold: float = Field(0.55, ge=0, le=1)
     anthropic_api_key: SecretStr | None = None

@@ -87,12 +87,11 @@ class KnowledgeService:
 
 
 def fusion_plan(settings: Settings) -> FusionPlan:
-    """Fusion weights from settings when the lead's Settings has them, else the measured defaults."""
-    default = FusionPlan()
+    """Fusion weights from settings (HYBRID_DENSE_WEIGHT, HYBRID_SPARSE_WEIGHT, HYBRID_RRF_K)."""
     return FusionPlan(
-        dense_weight=float(getattr(settings, "hybrid_dense_weight", default.dense_weight)),
-        sparse_weight=float(getattr(settings, "hybrid_sparse_weight", default.sparse_weight)),
-        rrf_k=int(getattr(settings, "hybrid_rrf_k", default.rrf_k)),
+        dense_weight=settings.hybrid_dense_weight,
+        sparse_weight=settings.hybrid_sparse_weight,
+        rrf_k=settings.hybrid_rrf_k,
     )
 
 
