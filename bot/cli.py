@@ -54,9 +54,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(_args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import serve, setup_logging
+    from bot.app import serve
 
-    setup_logging(settings)
     await serve(settings)
     return 0
 
@@ -254,10 +253,20 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _logging_for(command: str, settings: Settings) -> None:
+    """Logs go to stderr (stdout is for results, e.g. `ask --json`); one-shot commands log warnings and worse."""
+    from bot.app import setup_logging
+
+    if command != "serve" and settings.log_level in ("DEBUG", "INFO"):
+        settings = settings.model_copy(update={"log_level": "WARNING"})
+    setup_logging(settings)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+        _logging_for(args.command, settings)
         return asyncio.run(COMMANDS[args.command](args, settings))
     except ConfigError as exc:
         print(f"supportbot: {exc}", file=sys.stderr)

@@ -63,27 +63,29 @@ class ExtractiveAnswerer:
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Draft:
         terms = set(self._encoder.query(question).indices)
-        quotes: list[str] = []
         best = hits[0].cosine if hits else 0.0
+        candidates: list[tuple[int, int, str]] = []  # (question terms matched, hit number, quote)
         for index, hit in enumerate(hits, 1):
-            if len(quotes) >= self._max_passages:
-                break
             if index > 1 and hit.cosine < best - 0.15:
                 continue  # much weaker than the best passage: leave it out
-            excerpt = self._excerpt(hit.text, terms)
+            overlap, excerpt = self._excerpt(hit.text, terms)
             if excerpt:
                 label = hit.meta("title") + (f" — {hit.meta('section')}" if hit.meta("section") else "")
-                quotes.append(f"{label}:\n> {excerpt} [{index}]")
-        if not quotes:
+                candidates.append((overlap, index, f"{label}:\n> {excerpt} [{index}]"))
+        # The passages whose sentences match the question best come first; retrieval order breaks ties.
+        chosen = sorted(candidates, key=lambda c: (-c[0], c[1]))[: self._max_passages]
+        if not chosen:
             return Draft(text="", answerer=self.name, declined=True)
+        quotes = [quote for _, _, quote in chosen]
         return Draft(text="Here is what the help centre says:\n\n" + "\n\n".join(quotes), answerer=self.name)
 
-    def _excerpt(self, text: str, terms: set[int]) -> str:
+    def _excerpt(self, text: str, terms: set[int]) -> tuple[int, str]:
+        """The best sentences of a passage (in their order) and how many question terms the best one matched."""
         lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]  # headings are labels
         sentences = [s.strip(" -*>\t") for s in _SENTENCES.split("\n".join(lines))]
         sentences = [s for s in sentences if len(s) > 3 and not INJECTION.search(s)]
         if not sentences:
-            return ""
+            return 0, ""
         scored = []
         for position, sentence in enumerate(sentences):
             overlap = len(terms & set(self._encoder.document(sentence).indices))
@@ -92,7 +94,7 @@ class ExtractiveAnswerer:
         if not chosen or chosen[0][0] == 0:
             chosen = [(0, -i, s) for i, s in enumerate(sentences[: self._sentences])]
         ordered = [s for _, _, s in sorted(chosen, key=lambda item: -item[1])]
-        return " ".join(ordered)[:600]
+        return chosen[0][0], " ".join(ordered)[:600]
 
 
 class ClaudeAnswerer:

@@ -61,7 +61,9 @@ def default_model_dir(data_dir: Path) -> Path:
 def load_text_embedding(model_name: str, data_dir: Path, threads: int | None = None) -> Any:
     """A fastembed `TextEmbedding`: the bundled default from a local folder, anything else from fastembed's cache."""
     from fastembed import TextEmbedding
+    from loguru import logger
 
+    logger.disable("fastembed")  # its own loguru lines would bury our one-line ConfigError; failures raise anyway
     if model_name == DEFAULT_MODEL:
         folder = default_model_dir(data_dir)
         return TextEmbedding(model_name=model_name, specific_model_path=str(folder), threads=threads)

@@ -28,8 +28,11 @@ def go_offline(tokenizer: Callable[[str], list[Any]] | None = None) -> None:
         os.environ.setdefault(key, value)
     # LlamaIndex ships its own nltk and tiktoken caches; point the libraries at them rather than the network.
     from llama_index.core import Settings
+    from llama_index.core.llms import MockLLM
 
-    Settings.llm = None  # MockLLM, never OpenAI; real answerers are passed explicitly
+    # Never the OpenAI default; real answerers are passed explicitly. (Setting None would print a line on stdout,
+    # which breaks `supportbot ask --json`.)
+    Settings.llm = MockLLM()
     Settings.tokenizer = tokenizer or word_tokenizer  # never tiktoken's downloaded encodings
 
 

@@ -34,6 +34,7 @@ def _run(args: list[str], env_extra: dict[str, str], tmp_path: Path) -> subproce
         ({"TIMEZONE": "Mars/Olympus"}, "TIMEZONE"),
         ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL"),
         ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, "database not reachable"),
+        ({"EMBEDDING_MODEL": "BAAI/bge-small-en-v1.5"}, "EMBEDDING_MODEL"),  # not shipped, and we are offline
     ],
 )
 def test_bad_configuration_is_one_line(env: dict[str, str], expected: str, tmp_path: Path) -> None:
