@@ -120,6 +120,19 @@ class Answer:
     standalone_question: str = ""  # the follow-up condensed with history, when it was
 
 
+def case_value(channel: Channel, conversation_key: str) -> str:
+    """The value of CLAIM / RESOLVE actions: which conversation a case is (escalation writes it, channels read it)."""
+    return f"{channel.value}|{conversation_key}"
+
+
+def parse_case(value: str) -> tuple[Channel, str]:
+    """Inverse of `case_value`; raises ValueError on anything else."""
+    channel, sep, key = value.partition("|")
+    if not sep or not key:
+        raise ValueError("not a case value")
+    return Channel(channel), key
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
     """A button or instruction offered with a reply. `value` is opaque to the user (e.g. an action token)."""

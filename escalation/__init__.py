@@ -9,7 +9,6 @@ from bot.store.db import Database
 from bot.store.outbox import Outbox
 from escalation.backends import build_backend
 from escalation.email_confirm import offer_message_id
-from escalation.handoff import case_value, parse_case
 from escalation.service import EscalationService
 from escalation.tickets import TicketView, format_tickets
 
@@ -17,10 +16,8 @@ __all__ = [
     "EscalationService",
     "TicketView",
     "build_escalation",
-    "case_value",
     "format_tickets",
     "offer_message_id",
-    "parse_case",
 ]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.messages import Action, ActionKind, Channel, Outcome, Reply, frozen_map
+from bot.messages import Action, ActionKind, Channel, Outcome, Reply, case_value, frozen_map
 from bot.store.tables import ConversationRow
 from escalation import strings
 
@@ -24,19 +24,6 @@ LINK_LABELS = {
     "agents_thread": "Agents' thread",
     "ticket_url": "Ticket",
 }
-
-
-def case_value(channel: Channel, conversation_key: str) -> str:
-    """The opaque value of Claim / Resolve buttons."""
-    return f"{channel.value}|{conversation_key}"
-
-
-def parse_case(value: str) -> tuple[Channel, str]:
-    """Inverse of `case_value`; raises ValueError on anything else."""
-    channel, sep, key = value.partition("|")
-    if not sep or not key:
-        raise ValueError("not a case value")
-    return Channel(channel), key
 
 
 def conversation_links(channel: Channel, conversation_key: str, known: Mapping[str, Any]) -> dict[str, str]:

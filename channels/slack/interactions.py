@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import metrics
 from bot import strings as core_strings
 from bot.errors import UserFacingError
-from bot.messages import ActionKind, Channel, Role
+from bot.messages import ActionKind, Channel, Role, parse_case
 from bot.ports import Escalation
 from bot.services import Services
 from channels.slack import strings
@@ -57,14 +57,6 @@ def clicks(body: Mapping[str, Any]) -> list[Click]:
         if kind is not None:
             found.append(Click(kind, str(action.get("value", "")), user, channel, message_ts, thread_ts))
     return found
-
-
-def parse_case(value: str) -> tuple[Channel, str]:
-    """A Claim/Resolve value, `"<channel>|<conversation_key>"` (the format escalation writes)."""
-    channel, sep, key = value.partition("|")
-    if not sep or not key:
-        raise ValueError("not a case value")
-    return Channel(channel), key
 
 
 class Interactions:

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 
 from bot.errors import InvalidTransition, NotAllowed
-from bot.messages import ActionKind, Channel, Outcome
+from bot.messages import ActionKind, Channel, Outcome, case_value, parse_case
 from bot.store.conversations import ConversationStore
 from bot.store.outbox import Outbox
-from escalation import case_value, format_tickets, parse_case
+from escalation import format_tickets
 from tests.conftest import ManualClock
 from tests.escalation.conftest import AGENT, ServiceFactory, email_msg, make_settings, slack_msg
 
