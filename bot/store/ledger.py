@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+import structlog
+from sqlalchemy import Table, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import InboundMessage
 from bot.ports import Clock
@@ -22,7 +26,11 @@ from bot.store.db import Database
 from bot.store.sql import truncate
 from bot.store.tables import InboundKeyRow, InboundRow
 
+log = structlog.get_logger(__name__)
+
 RECEIVED, ANSWERED, IGNORED, FAILED, DEAD_LETTER = "received", "answered", "ignored", "failed", "dead_letter"
+DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE for deadlock_detected
+DEADLOCK_RETRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,20 @@ class InboundRecord:
     attempts: int
     message: InboundMessage
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One message for `InboundLedger.record_many`: what `record(message, keys, status=, reason=)` takes."""
+
+    message: InboundMessage
+    keys: tuple[str, ...] = ()
+    status: str = RECEIVED
+    reason: str = ""
+
+    def all_keys(self) -> frozenset[str]:
+        """Every key the message is known by, including its own `channel:message_id`."""
+        return frozenset({f"{self.message.channel.value}:{self.message.message_id}", *self.keys})
 
 
 def _record(row: InboundRow) -> InboundRecord:
@@ -72,6 +94,101 @@ class InboundLedger:
                 return row.id
         except IntegrityError:
             return None
+
+    async def record_many(self, entries: Sequence[LedgerEntry]) -> list[int | None]:
+        """Group commit: store many messages in ONE transaction; per entry its id, or None for a duplicate.
+
+        Same outcome as calling `record()` for each entry in order: an entry is a duplicate when any of its keys
+        was stored before (by anyone: keys are a primary key, so replicas racing on one key wait for each other
+        and exactly one wins) or by an entry earlier in `entries`. A round inserts the entries whose keys do not
+        overlap an earlier entry's (multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING), then removes those
+        that lost a key. An entry that overlapped only losers gets another round, as it would have succeeded
+        after those losers' failed `record()`s; rarely needed (a retry and the twin of an event already stored),
+        and each round is its own transaction, committed before this returns.
+        """
+        results: list[int | None] = [None] * len(entries)
+        keysets = [entry.all_keys() for entry in entries]
+        pending = list(range(len(entries)))
+        while pending:
+            chosen: list[int] = []
+            deferred: list[int] = []
+            blocked: set[str] = set()
+            for index in pending:
+                (deferred if keysets[index] & blocked else chosen).append(index)
+                blocked |= keysets[index]
+            ids = await self._round([(entries[i], keysets[i]) for i in chosen])
+            taken: set[str] = set()
+            for index, inbound_id in zip(chosen, ids, strict=True):
+                if inbound_id is not None:
+                    results[index] = inbound_id
+                    taken |= keysets[index]
+            pending = [i for i in deferred if not keysets[i] & taken]
+        return results
+
+    async def _round(self, batch: Sequence[tuple[LedgerEntry, frozenset[str]]]) -> list[int | None]:
+        """One round in its own transaction. Rows and keys are locked in sorted order, so concurrent rounds cannot
+        deadlock; should PostgreSQL still report one (it aborts one side), that round is simply run again."""
+        for attempt in range(1, DEADLOCK_RETRIES + 1):
+            try:
+                async with self._db.transaction() as session:
+                    return await self._insert_round(session, batch, self._clock.now())
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) != DEADLOCK or attempt == DEADLOCK_RETRIES:
+                    raise
+                log.warning("inbound.deadlock_retried", attempt=attempt, size=len(batch))
+        raise AssertionError("unreachable")
+
+    async def _insert_round(
+        self, session: AsyncSession, batch: Sequence[tuple[LedgerEntry, frozenset[str]]], now: datetime
+    ) -> list[int | None]:
+        """Insert entries whose keys are pairwise disjoint; the id of each one that got all its keys, else None."""
+        insert = postgresql.insert if self._db.dialect == "postgresql" else sqlite.insert
+        rows = sorted(
+            (
+                {
+                    "channel": entry.message.channel.value,
+                    "message_id": entry.message.message_id,
+                    "conversation_key": entry.message.conversation_key,
+                    "status": entry.status,
+                    "attempts": 0,
+                    "locked_until": None,
+                    "payload": message_to_json(entry.message),
+                    "reason": entry.reason,
+                    "last_error": "",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for entry, _keys in batch
+            ),
+            key=lambda row: (row["channel"], row["message_id"]),
+        )
+        inbound = cast(Table, InboundRow.__table__)
+        result = await session.execute(
+            insert(inbound).on_conflict_do_nothing().returning(inbound.c.id, inbound.c.channel, inbound.c.message_id),
+            rows,
+        )
+        row_ids: dict[tuple[str, str], int] = {(channel, mid): int(i) for i, channel, mid in result.tuples()}
+        ids = [row_ids.get((entry.message.channel.value, entry.message.message_id)) for entry, _keys in batch]
+        key_rows: list[dict[str, Any]] = sorted(
+            (
+                {"key": key, "inbound_id": inbound_id, "created_at": now}
+                for (_entry, keys), inbound_id in zip(batch, ids, strict=True)
+                if inbound_id is not None
+                for key in keys
+            ),
+            key=lambda row: str(row["key"]),
+        )
+        if not key_rows:
+            return ids
+        key_table = cast(Table, InboundKeyRow.__table__)
+        result = await session.execute(insert(key_table).on_conflict_do_nothing().returning(key_table.c.key), key_rows)
+        stored = set(result.scalars())
+        losers = [i for (_entry, keys), i in zip(batch, ids, strict=True) if i is not None and not keys <= stored]
+        if losers:  # a key was taken before: a duplicate, as `record()` would say; remove what it did insert
+            await session.execute(delete(InboundKeyRow).where(InboundKeyRow.inbound_id.in_(losers)))
+            await session.execute(delete(InboundRow).where(InboundRow.id.in_(losers)))
+        lost = set(losers)
+        return [None if i in lost else i for i in ids]
 
     async def seen(self, key: str) -> bool:
         async with self._db.sessions() as session:

@@ -1,11 +1,12 @@
-"""The Slack channel: a slack-bolt `AsyncApp` that only translates.
+"""The Slack channel: events in (HTTP or Socket Mode), replies out through the outbox and `SlackSender`.
 
-Events (HTTP or Socket Mode) are parsed and routed (`events.py`); an answerable message is recorded in the
+An Events API callback takes a short path (`endpoint.py` for HTTP, `TimedSocketModeHandler` for Socket Mode):
+signature and timestamp checked, the body parsed and routed (`events.py`), an answerable message recorded in the
 inbound ledger under its event id and channel+ts (so the `app_mention` + `message` pair of one mention, Slack's
-retries and other replicas all collapse to one inquiry) and handed to the pipeline, then the event is acked:
-`process_before_response=True` means bolt acks when the listener returns, which is right after the ledger write,
-so an acked event is never lost and a failed write gets Slack's retry. Clicks are acked at once and worked in
-the background (`interactions.py`). Replies leave through the outbox and `SlackSender`.
+retries and other replicas all collapse to one inquiry; records are group-committed), and only then acked. So an
+acked event is never lost, a failed write gets Slack's retry, and no bolt dispatch runs before the ack. The
+working reaction and the answer run afterwards in background tasks. slack-bolt's `AsyncApp` still handles clicks
+(acked at once, worked in the background by `interactions.py`) and the Socket Mode connection.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 import aiohttp
@@ -30,6 +31,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
@@ -38,6 +40,7 @@ from bot.messages import Channel
 from bot.services import Services
 from bot.settings import secret
 from channels.slack.client import TRANSPORT_ERRORS, RetryPolicy, build_web_client, delivery_error, error_code
+from channels.slack.endpoint import EventsEndpoint, EventSink
 from channels.slack.events import Ignored, SlackPolicy, Verdict, decide, parse
 from channels.slack.interactions import Interactions
 from channels.slack.render import fallback
@@ -47,11 +50,22 @@ log = structlog.get_logger(__name__)
 
 
 class TimedSocketModeHandler(AsyncSocketModeHandler):
-    """Bolt's Socket Mode handler, observing the ack latency like the HTTP endpoint does."""
+    """Bolt's Socket Mode handler with the events' short path: an `events_api` envelope is recorded by
+    `on_event` and acked over the websocket right after the ledger write (no ack on failure: Slack redelivers);
+    other envelopes (clicks) go through bolt. Observes the ack latency like the HTTP endpoint does."""
+
+    def __init__(self, app: AsyncApp, app_token: str, web_client: AsyncWebClient, on_event: EventSink) -> None:
+        super().__init__(app, app_token, web_client=web_client)
+        self._on_event = on_event
 
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         started = time.perf_counter()
-        await super().handle(client, req)
+        payload = req.payload
+        if req.type == "events_api" and isinstance(payload, dict) and payload.get("type") == "event_callback":
+            if await self._on_event(payload) == 200:
+                await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+        else:
+            await super().handle(client, req)
         metrics.SLACK_ACK_LATENCY.observe(time.perf_counter() - started)
 
 
@@ -94,7 +108,10 @@ class SlackChannel:
             bolt_logger.setLevel(level)
         self.app.event(re.compile(".*"))(self._on_event)
         self.app.action(re.compile(".*"))(self._on_action)
-        self.http_handler = None if self.socket_mode else self.handle_http
+        self.endpoint: EventsEndpoint | None = None
+        if not self.socket_mode:
+            self.endpoint = EventsEndpoint(secret(settings.slack_signing_secret), self.receive, self._bolt_http)
+        self.http_handler = self.endpoint
         self._socket: TimedSocketModeHandler | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -111,7 +128,7 @@ class SlackChannel:
         except NotReadyError as exc:  # Slack is down: events get HTTP 500 (Slack retries them) until it is back
             log.warning("slack.auth_test_failed", error=str(exc))
         if self.socket_mode:
-            self._socket = TimedSocketModeHandler(self.app, self._app_token, web_client=self.client)
+            self._socket = TimedSocketModeHandler(self.app, self._app_token, self.client, self.receive)
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
         log.info("slack.started", mode="socket" if self.socket_mode else "http")
 
@@ -147,15 +164,30 @@ class SlackChannel:
             )
         return self._identity
 
-    async def handle_http(self, request: web.Request) -> web.StreamResponse:
-        """POST /slack/events: signature checked by bolt, then the same listeners as Socket Mode."""
-        started = time.perf_counter()
-        response = await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
-        metrics.SLACK_ACK_LATENCY.observe(time.perf_counter() - started)
-        return response
+    async def _bolt_http(self, request: web.Request) -> web.StreamResponse:
+        """Requests other than event callbacks (clicks): bolt checks the signature again and dispatches."""
+        return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
+
+    async def receive(self, body: Mapping[str, Any]) -> int:
+        """An event callback (HTTP or Socket Mode) in, the status to ack with out: 200 once it is recorded (or
+        ignored); 500 when it could not be (Slack down for auth.test, database error), so Slack redelivers."""
+        try:
+            identity = await self._authorize()
+        except NotReadyError:
+            return 500
+        try:
+            await self._route(body, identity.bot_user_id or "", identity.bot_id or "")
+        except Exception:
+            log.exception("slack.event_failed", event_id=body.get("event_id"))
+            return 500
+        return 200
 
     async def _on_event(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
-        parsed = parse(body, context.bot_user_id or "", context.bot_id or "")
+        """Bolt's listener, for events that reach bolt anyway (none do over HTTP or Socket Mode today)."""
+        await self._route(body, context.bot_user_id or "", context.bot_id or "")
+
+    async def _route(self, body: Mapping[str, Any], bot_user_id: str, bot_id: str) -> None:
+        parsed = parse(body, bot_user_id, bot_id)
         if isinstance(parsed, Ignored):
             log.debug("slack.ignored", reason=parsed.reason, event_id=body.get("event_id"))
             return
