@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messages import Channel, frozen_map
 from bot.ports import Clock
 from bot.store.db import Database
+from bot.store.sql import rowcount
 from bot.store.tables import PendingActionRow
 
 PENDING, CONFIRMED, DONE, CANCELLED, EXPIRED = "pending", "confirmed", "done", "cancelled", "expired"
@@ -150,7 +151,7 @@ class ActionStore:
                 )
                 .values(state=CONFIRMED, decided_by=actor, updated_at=now)
             )
-            if getattr(result, "rowcount", 0) != 1:
+            if rowcount(result) != 1:
                 return False
             row = await session.get(PendingActionRow, token)
             assert row is not None
@@ -170,7 +171,7 @@ class ActionStore:
                 )
                 .values(updated_at=now)
             )
-            return getattr(result, "rowcount", 0) == 1
+            return rowcount(result) == 1
 
     async def release(self, token: str) -> None:
         """Give up the execution lease at once (the executor failed), so the next caller retries right away."""
@@ -205,7 +206,7 @@ class ActionStore:
                 .where(PendingActionRow.token == token, PendingActionRow.state == PENDING)
                 .values(state=CANCELLED, decided_by=actor, updated_at=now)
             )
-            return getattr(result, "rowcount", 0) == 1
+            return rowcount(result) == 1
 
     async def expire(self, token: str | None = None) -> int:
         """pending -> expired for actions past their expiry (one token, or all of them); returns how many."""
@@ -217,7 +218,7 @@ class ActionStore:
             result = await session.execute(
                 update(PendingActionRow).where(*condition).values(state=EXPIRED, updated_at=now)
             )
-            return int(getattr(result, "rowcount", 0))
+            return rowcount(result)
 
     async def set_message_ref(self, token: str, message_ref: str) -> None:
         """Remember which message carried the offer (Slack ts, email Message-ID), e.g. to update it later."""

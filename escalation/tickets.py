@@ -21,7 +21,7 @@ from bot.messages import Channel, Role, TicketRef, TicketRequest, Turn
 from bot.ports import Clock, TicketBackend
 from bot.store.db import Database
 from bot.store.outbox import Outbox
-from bot.store.sql import insert_ignore
+from bot.store.sql import insert_ignore, rowcount
 from bot.store.tables import TicketRow
 from escalation import strings
 from escalation.actions import PendingAction
@@ -201,7 +201,7 @@ class TicketStore:
                 )
                 .values(updated_at=self._clock.now(), **values)
             )
-            return int(getattr(result, "rowcount", 0))
+            return rowcount(result)
 
 
 def _age(delta_seconds: float) -> str:

@@ -23,6 +23,7 @@ from bot.messages import Outcome, Role
 from bot.ports import Clock, KnowledgeEngine
 from bot.settings import Settings
 from bot.store.db import Database
+from bot.store.sql import rowcount
 from bot.store.tables import FeedbackRow, GapRow, TurnRow
 from knowledge.gaps import DEFAULT_DISTANCE, cluster_questions, label_for, normalize
 from scheduler.jobs import JobFn
@@ -245,7 +246,7 @@ class GapBacklog:
             result = await session.execute(
                 update(GapRow).where(GapRow.id == gap_id).values(status=status, updated_at=self._clock.now())
             )
-            return bool(getattr(result, "rowcount", 0))
+            return rowcount(result) > 0
 
 
 def _trend(first_seen: datetime, now: datetime, recent: int, prior: int) -> str:

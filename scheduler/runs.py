@@ -21,7 +21,7 @@ from bot import metrics
 from bot.errors import ConfigError
 from bot.ports import Clock
 from bot.store.db import Database
-from bot.store.sql import insert_ignore, truncate
+from bot.store.sql import insert_ignore, rowcount, truncate
 from bot.store.tables import JobRunRow
 from scheduler.jobs import JobSpec
 
@@ -53,7 +53,7 @@ class JobRunLog:
         values = {"job": job, "run_key": run_key, "holder": holder, "status": "running", "started_at": now}
         async with self._db.transaction() as session:
             result = await session.execute(insert_ignore(self._db.dialect, cast(Table, JobRunRow.__table__), values))
-            if getattr(result, "rowcount", 0) != 1:
+            if rowcount(result) != 1:
                 return None
             return int((await session.execute(select(JobRunRow.id).where(JobRunRow.run_key == run_key))).scalar_one())
 
@@ -76,7 +76,7 @@ class JobRunLog:
         cutoff = self._clock.now() - older_than
         async with self._db.transaction() as session:
             result = await session.execute(delete(JobRunRow).where(JobRunRow.started_at < cutoff))
-            return int(getattr(result, "rowcount", 0) or 0)
+            return rowcount(result)
 
 
 async def execute(runs: JobRunLog, spec: JobSpec, run_key: str, holder: str) -> JobResult:

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.ports import Clock
 from bot.store.db import Database
+from bot.store.sql import rowcount
 from bot.store.tables import LeaseRow
 
 
@@ -27,7 +28,7 @@ class LeaseStore:
                 .where(LeaseRow.name == name, or_(LeaseRow.holder == holder, LeaseRow.expires_at < now))
                 .values(holder=holder, expires_at=expires)
             )
-            if getattr(result, "rowcount", 0) == 1:
+            if rowcount(result) == 1:
                 return True
         try:
             async with self._db.transaction() as session:

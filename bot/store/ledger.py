@@ -23,7 +23,7 @@ from bot.messages import InboundMessage
 from bot.ports import Clock
 from bot.store.codec import message_from_json, message_to_json
 from bot.store.db import Database
-from bot.store.sql import truncate
+from bot.store.sql import rowcount, truncate
 from bot.store.tables import InboundKeyRow, InboundRow
 
 log = structlog.get_logger(__name__)
@@ -217,7 +217,7 @@ class InboundLedger:
                 )
                 .values(locked_until=now + self._lease, attempts=InboundRow.attempts + 1, updated_at=now)
             )
-            if getattr(result, "rowcount", 0) != 1:
+            if rowcount(result) != 1:
                 return None
             row = await session.get(InboundRow, inbound_id)
             assert row is not None
@@ -278,7 +278,7 @@ class InboundLedger:
                 .where(InboundRow.id == inbound_id, InboundRow.status == DEAD_LETTER)
                 .values(status=RECEIVED, attempts=0, locked_until=None, updated_at=self._clock.now())
             )
-            return getattr(result, "rowcount", 0) == 1
+            return rowcount(result) == 1
 
     async def count_by_status(self) -> dict[str, int]:
         async with self._db.sessions() as session:

@@ -18,7 +18,7 @@ from bot.messages import Reply
 from bot.ports import Clock
 from bot.store.codec import reply_from_json, reply_to_json
 from bot.store.db import Database
-from bot.store.sql import insert_ignore, truncate
+from bot.store.sql import insert_ignore, rowcount, truncate
 from bot.store.tables import OutboxRow
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
@@ -96,7 +96,7 @@ class Outbox:
                     )
                     .values(locked_until=now + self._lease, attempts=OutboxRow.attempts + 1)
                 )
-                if getattr(result, "rowcount", 0) != 1:
+                if rowcount(result) != 1:
                     continue
                 row = await session.get(OutboxRow, row_id)
                 assert row is not None
@@ -131,7 +131,7 @@ class Outbox:
             result = await session.execute(
                 update(OutboxRow).where(OutboxRow.status == PENDING).values(next_attempt_at=self._clock.now())
             )
-            return int(getattr(result, "rowcount", 0))
+            return rowcount(result)
 
     async def requeue_dead(self) -> int:
         """Give dead rows another round (`supportbot replay`)."""
@@ -141,7 +141,7 @@ class Outbox:
                 .where(OutboxRow.status == DEAD)
                 .values(status=PENDING, attempts=0, next_attempt_at=self._clock.now(), locked_until=None)
             )
-            return int(getattr(result, "rowcount", 0))
+            return rowcount(result)
 
     async def stats(self) -> tuple[int, float, int]:
         """(pending rows, age in seconds of the oldest pending row, dead rows)."""

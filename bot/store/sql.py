@@ -19,3 +19,11 @@ def insert_ignore(dialect: str, table: Table, values: dict[str, Any]) -> Insert:
 def truncate(text: str, limit: int = 2000) -> str:
     """Error text for the database: bounded, so a huge traceback cannot bloat a row."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE/DELETE touched (typed as `Result` by SQLAlchemy's async API, which hides `rowcount`).
+
+    Compare-and-set transitions read it: 1 means this caller won the transition, 0 that someone else did first.
+    """
+    return int(getattr(result, "rowcount", 0) or 0)
