@@ -152,14 +152,8 @@ class Outbox:
                 )
             ).one()
             dead = (await session.execute(select(func.count()).where(OutboxRow.status == DEAD))).scalar_one()
-        age = 0.0
-        if oldest is not None:
-            oldest_dt = oldest if isinstance(oldest, datetime) else datetime.fromisoformat(str(oldest))
-            if oldest_dt.tzinfo is None:
-                from datetime import UTC
-
-                oldest_dt = oldest_dt.replace(tzinfo=UTC)
-            age = max(0.0, (self._clock.now() - oldest_dt).total_seconds())
+        # min() keeps the column's type, so `oldest` comes back as an aware UTC datetime on both databases.
+        age = max(0.0, (self._clock.now() - oldest).total_seconds()) if oldest is not None else 0.0
         return int(pending), age, int(dead)
 
     async def sent_for(self, conversation_key: str) -> list[Reply]:

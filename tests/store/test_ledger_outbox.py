@@ -89,3 +89,13 @@ async def test_outbox_is_idempotent_and_retries(db: Database, clock: ManualClock
     assert (pending, dead) == (0, 1)
     assert await outbox.requeue_dead() == 1
     assert [r.text for r in await outbox.sent_for("C1:1")] == ["hello"]
+
+
+async def test_outbox_stats_report_the_oldest_pending_age(db: Database, clock: ManualClock) -> None:
+    outbox = Outbox(db, clock)
+    assert await outbox.stats() == (0, 0.0, 0)
+    await outbox.enqueue(_reply("r1"))
+    clock.advance(90)
+    await outbox.enqueue(_reply("r2"))
+    pending, age, dead = await outbox.stats()
+    assert (pending, dead) == (2, 0) and age == 90.0
