@@ -9,6 +9,7 @@ weak, so a hopeless question costs no tokens and cannot produce a guess.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import time
@@ -132,7 +133,8 @@ class KnowledgeQueryEngine(BaseQueryEngine):
         stages["condense"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         hits = await self.retriever.asearch(standalone, metadata_filters(filters))
-        confidence = retrieval_confidence(standalone, hits, self._encoder)
+        # Tokenising passages is CPU work: keep it off the event loop, which must stay free for channel acks.
+        confidence = await asyncio.to_thread(retrieval_confidence, standalone, hits, self._encoder)
         stages["retrieve"] = (time.perf_counter() - started) * 1000
         return standalone, hits, confidence, usage
 
@@ -150,9 +152,10 @@ class KnowledgeQueryEngine(BaseQueryEngine):
                 except LLMUnavailable:
                     draft = None
             if draft is None:
-                draft = self._extractive.answer(standalone, hits)
+                draft = await asyncio.to_thread(self._extractive.answer, standalone, hits)
         stages["generate"] = (time.perf_counter() - started) * 1000
-        return self._finish(draft, hits, confidence, usage, stages, standalone, question), hits
+        answer = await asyncio.to_thread(self._finish, draft, hits, confidence, usage, stages, standalone, question)
+        return answer, hits
 
     def _finish(
         self,
