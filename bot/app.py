@@ -218,6 +218,8 @@ class SupportApp:
         try:
             report = await ingest([Path(p) for p in self.services.settings.knowledge_paths])
             log.info("knowledge.synced", report=str(report))
+            gc.collect()
+            gc.freeze()  # the model and index loaded by the first sync live as long as the process, too
         except Exception:
             log.exception("knowledge.sync_failed")
 
