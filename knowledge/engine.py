@@ -145,17 +145,29 @@ class KnowledgeQueryEngine(BaseQueryEngine):
         standalone, hits, confidence, usage = await self._prepare(question, history, filters, stages)
         started = time.perf_counter()
         draft: Draft | None = None
-        if confidence >= self._threshold:
-            if self._claude is not None:
-                try:
-                    draft = await self._claude.answer(standalone, hits)
-                except LLMUnavailable:
-                    draft = None
-            if draft is None:
-                draft = await asyncio.to_thread(self._extractive.answer, standalone, hits)
-        stages["generate"] = (time.perf_counter() - started) * 1000
-        answer = await asyncio.to_thread(self._finish, draft, hits, confidence, usage, stages, standalone, question)
+        if confidence >= self._threshold and self._claude is not None:
+            with contextlib.suppress(LLMUnavailable):
+                draft = await self._claude.answer(standalone, hits)
+        answer = await self._complete(draft, hits, confidence, usage, stages, started, standalone, question)
         return answer, hits
+
+    async def _complete(
+        self,
+        draft: Draft | None,
+        hits: Sequence[Hit],
+        confidence: float,
+        usage: Usage,
+        stages: dict[str, float],
+        started: float,
+        standalone: str,
+        question: str,
+    ) -> Answer:
+        """Fall back to the extractive answerer when Claude gave nothing, then build the Answer; the CPU work runs in
+        a worker thread so the event loop stays free for channel acks."""
+        if draft is None and confidence >= self._threshold:
+            draft = await asyncio.to_thread(self._extractive.answer, standalone, hits)
+        stages["generate"] = (time.perf_counter() - started) * 1000
+        return await asyncio.to_thread(self._finish, draft, hits, confidence, usage, stages, standalone, question)
 
     def _finish(
         self,
@@ -207,17 +219,13 @@ class KnowledgeQueryEngine(BaseQueryEngine):
         standalone, hits, confidence, usage = await self._prepare(question, history, filters, stages)
         started = time.perf_counter()
         draft: Draft | None = None
-        if confidence >= self._threshold:
-            if self._claude is not None:
-                try:
-                    async for item in self._claude.stream(standalone, hits):
-                        if isinstance(item, Draft):
-                            draft = item
-                        else:
-                            yield item
-                except LLMUnavailable:
-                    draft = None
-            if draft is None:
-                draft = self._extractive.answer(standalone, hits)
-        stages["generate"] = (time.perf_counter() - started) * 1000
-        yield self._finish(draft, hits, confidence, usage, stages, standalone, question)
+        if confidence >= self._threshold and self._claude is not None:
+            try:
+                async for item in self._claude.stream(standalone, hits):
+                    if isinstance(item, Draft):
+                        draft = item
+                    else:
+                        yield item
+            except LLMUnavailable:
+                draft = None
+        yield await self._complete(draft, hits, confidence, usage, stages, started, standalone, question)
