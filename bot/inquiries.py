@@ -154,6 +154,10 @@ class InquiryPipeline:
         """Record a message we deliberately do not answer (auto-reply, bot message), so its keys dedupe."""
         return await self.intake.record(LedgerEntry(msg, tuple(keys), IGNORED, reason)) is not None
 
+    async def seen(self, key: str) -> bool:
+        """True when `key` was recorded before (by any message)."""
+        return await self._ledger.seen(key)
+
     def _spawn(self, inbound_id: int) -> None:
         task = asyncio.create_task(self._process(inbound_id, background=True))
         self._tasks.add(task)

@@ -46,6 +46,27 @@ class ReplySender(Protocol):
         ...
 
 
+class Intake(Protocol):
+    """What a channel adapter hands inbound messages to (implemented by `bot.inquiries.InquiryPipeline`).
+
+    `accept` records the message in the inbound ledger under its keys (a repeated key drops it) and schedules its
+    answer; it returns after the commit, so the adapter may ack. `record_only` records a message we deliberately
+    do not answer (auto-replies, bot messages), so its keys still dedupe. `seen` asks whether a key was recorded.
+    """
+
+    async def accept(self, msg: InboundMessage, keys: Sequence[str] = (), *, wait: bool = False) -> bool: ...
+
+    async def record_only(self, msg: InboundMessage, keys: Sequence[str], reason: str) -> bool: ...
+
+    async def seen(self, key: str) -> bool: ...
+
+
+class SenderRegistry(Protocol):
+    """Where a channel registers the sender that delivers its replies (implemented by the outbox dispatcher)."""
+
+    def register(self, channel: Channel, sender: ReplySender) -> None: ...
+
+
 class ChannelAdapter(Protocol):
     """A running channel: receives events, and stops cleanly on shutdown."""
 
