@@ -1,6 +1,6 @@
 """Slack channel latency: how fast events are acked, and how long until the answer is in the thread.
 
-The service runs in its OWN process (`bench/slack_service.py`: `bot.app.serve`, SupportApp with the Slack channel
+The service runs in its OWN process (`bench/slack_service.py`: `app.serve.serve`, SupportApp with the Slack channel
 in HTTP mode, the real knowledge engine over examples/kb, extractive answers, configured from the environment), on
 SQLite and on PostgreSQL. This process holds the load generator (signed HTTP requests to the service's
 `/slack/events`) and the fake Slack Web API (tests/fakes/slack_server.py) that receives the answers, so the

@@ -1,6 +1,6 @@
 """The service under test for `bench/bench_slack.py`, in its own process: `python -m bench.slack_service`.
 
-Runs the real service (`bot.app.serve`: SupportApp with the Slack channel in HTTP mode, the real knowledge engine,
+Runs the real service (`app.serve.serve`: SupportApp with the Slack channel in HTTP mode, the real knowledge engine,
 extractive answers) configured from the environment like production, so the bench's load generator and fake Slack
 do not share its event loop. Protocol on stdin/stdout, one JSON line each:
 - at start it ingests BENCH_KB, then prints {"port": ..., "ingest_s": ...};
@@ -22,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from bot.app import SupportApp, serve, setup_logging
+from app.build import setup_logging
+from app.serve import SupportApp, serve
 from bot.settings import load_settings
 
 

@@ -1,7 +1,7 @@
 """Ports: the boundaries the core talks through.
 
-The conversation service knows these Protocols, never the concrete classes; `bot/app.py` picks the
-implementations (LlamaIndex over Qdrant, Zendesk or Jira, Slack or email) from settings.
+The conversation service knows these Protocols, never the concrete classes; `app/build.py` picks the
+implementations (LlamaIndex over Qdrant, Zendesk or Jira, Slack or email) from settings: the composition root in `app/`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from bot.messages import Answer, Channel, InboundMessage, Reply, TicketRef, TicketRequest, Turn
@@ -28,6 +29,26 @@ class KnowledgeEngine(Protocol):
     async def ready(self) -> bool:
         """True when the vector store is reachable and the index holds documents."""
         ...
+
+
+class IngestSummary(Protocol):
+    """What an ingest run reports; `summary()` is one human-readable paragraph."""
+
+    def summary(self) -> str: ...
+
+
+class KnowledgeIndex(Protocol):
+    """The writable side of the knowledge base: ingest folders or files (incremental), and close the index."""
+
+    async def ingest(self, paths: Sequence[Path], progress: bool = False) -> IngestSummary: ...
+
+    async def close(self) -> None: ...
+
+
+class Embedder(Protocol):
+    """Turns texts into vectors with the knowledge base's embedding model (the gap backlog clusters with it)."""
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
 class TicketBackend(Protocol):
@@ -59,6 +80,12 @@ class Intake(Protocol):
     async def record_only(self, msg: InboundMessage, keys: Sequence[str], reason: str) -> bool: ...
 
     async def seen(self, key: str) -> bool: ...
+
+
+class InlineIntake(Protocol):
+    """Record a message and answer it before returning (the JSON API and the CLI answer inline)."""
+
+    async def ask(self, msg: InboundMessage) -> list[Reply]: ...
 
 
 class SenderRegistry(Protocol):

@@ -1,5 +1,5 @@
-"""The services one process shares, built once by the composition root (`bot/app.py`) and handed to channels
-and jobs, so no module reaches for a global or builds its own database connection."""
+"""TEMPORARY: the service bag the Slack and email adapters still take until they move to narrow ports (#11).
+The composition root (`app/`) builds it from its `Wiring`; nothing new may use it."""
 
 from __future__ import annotations
 

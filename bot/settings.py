@@ -41,7 +41,6 @@ class Settings(BaseSettings):
     api_rate_limit_per_minute: int = Field(60, ge=1)
     max_question_chars: int = Field(4000, ge=1)
     processing_lease_seconds: float = Field(120.0, gt=0)  # a crashed replica's message is retried after this
-    public_base_url: str = ""  # used to link conversations in tickets
 
     # --- knowledge ---
     knowledge_paths: CommaList = []

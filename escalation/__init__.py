@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from bot.ports import Clock
-from bot.settings import Settings
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.store.outbox import Outbox
 from escalation.backends import build_backend
+from escalation.config import EscalationConfig, TicketBackendConfig
 from escalation.email_confirm import offer_message_id
 from escalation.service import EscalationService
 from escalation.tickets import TicketView, format_tickets
 
 __all__ = [
+    "EscalationConfig",
     "EscalationService",
+    "TicketBackendConfig",
     "TicketView",
     "build_escalation",
     "format_tickets",
@@ -22,8 +24,8 @@ __all__ = [
 
 
 def build_escalation(
-    settings: Settings, db: Database, clock: Clock, outbox: Outbox, conversations: ConversationStore
+    config: EscalationConfig, db: Database, clock: Clock, outbox: Outbox, conversations: ConversationStore
 ) -> EscalationService:
     """The escalation service with the backend `TICKET_BACKEND` names (a `ConfigError` if it is incomplete)."""
-    backend = build_backend(settings, db, clock)
-    return EscalationService(db, clock, outbox, conversations, backend, settings)
+    backend = build_backend(config.backend, db, clock)
+    return EscalationService(db, clock, outbox, conversations, backend, config)

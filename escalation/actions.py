@@ -220,13 +220,6 @@ class ActionStore:
             )
             return rowcount(result)
 
-    async def set_message_ref(self, token: str, message_ref: str) -> None:
-        """Remember which message carried the offer (Slack ts, email Message-ID), e.g. to update it later."""
-        async with self._db.transaction() as session:
-            await session.execute(
-                update(PendingActionRow).where(PendingActionRow.token == token).values(message_ref=message_ref)
-            )
-
     async def stalled(self, limit: int = 50) -> list[str]:
         """Tokens of confirmed actions whose lease has lapsed: a crash or a failure left them unfinished."""
         cutoff = self._clock.now() - self.lease

@@ -18,12 +18,12 @@ from bot import metrics
 from bot.errors import InvalidTransition, NotAllowed
 from bot.messages import Channel, InboundMessage, Role, TicketRef, Turn
 from bot.ports import ActionPreview, Clock, TicketBackend
-from bot.settings import Settings
 from bot.store.conversations import HUMAN, RESOLVED, ConversationStore
 from bot.store.db import Database
 from bot.store.outbox import Outbox
 from escalation import strings
 from escalation.actions import DONE, STATES, ActionStore, NewAction, PendingAction
+from escalation.config import EscalationConfig
 from escalation.email_confirm import offer_tokens, same_address, says_yes
 from escalation.flow import ConfirmFlow
 from escalation.handoff import agent_post, conversation_links
@@ -45,7 +45,7 @@ class EscalationService:
         outbox: Outbox,
         conversations: ConversationStore,
         backend: TicketBackend,
-        settings: Settings,
+        config: EscalationConfig,
         *,
         lease: timedelta = timedelta(minutes=2),
         wait_seconds: float = 20.0,
@@ -53,11 +53,11 @@ class EscalationService:
         self._clock = clock
         self._outbox = outbox
         self._conversations = conversations
-        self._settings = settings
+        self._config = config
         self.backend = backend
         self._actions = ActionStore(db, clock, lease=lease)
         self._tickets = TicketStore(db, clock)
-        executor = TicketExecutor(db, clock, outbox, backend, settings.slack_escalation_channel)
+        executor = TicketExecutor(db, clock, outbox, backend, config.escalation_channel)
         self._flow = ConfirmFlow(self._actions, clock, {CREATE_TICKET: executor}, wait_seconds=wait_seconds)
 
     # --- confirm before act -------------------------------------------------------------------------------
@@ -77,9 +77,9 @@ class EscalationService:
                 channel=msg.channel,
                 conversation_key=msg.conversation_key,
                 requester=msg.sender,
-                confirmers=[msg.sender, *self._settings.slack_agent_users],
+                confirmers=[msg.sender, *self._config.agent_users],
                 preview=preview,
-                ttl=timedelta(minutes=self._settings.confirmation_ttl_minutes),
+                ttl=timedelta(minutes=self._config.confirmation_ttl_minutes),
             )
         )
         log.info("ticket.proposed", message_id=msg.message_id, token_prefix=action.token[:6], reason=reason)
@@ -98,7 +98,7 @@ class EscalationService:
     async def confirm_by_reply(self, msg: InboundMessage) -> TicketRef | None:
         if msg.channel is not Channel.EMAIL:
             return None
-        tokens = offer_tokens(msg.metadata, self._settings.support_address)
+        tokens = offer_tokens(msg.metadata, self._config.support_address)
         if not tokens:
             log.warning("email_confirm.not_a_reply_to_an_offer", message_id=msg.message_id)
             return None
@@ -116,10 +116,6 @@ class EscalationService:
         log.warning("email_confirm.unknown_offer", message_id=msg.message_id)
         return None
 
-    async def remember_offer_message(self, token: str, message_ref: str) -> None:
-        """Store which message carried the offer (Slack ts, email Message-ID), e.g. to update it later."""
-        await self._actions.set_message_ref(token, message_ref)
-
     # --- hand-off, claim, resolve -----------------------------------------------------------------------------
 
     async def hand_off(self, channel: Channel, conversation_key: str, requester: str, summary: str) -> None:
@@ -129,7 +125,7 @@ class EscalationService:
         turns = await self._conversations.history(channel, conversation_key, SUMMARY_TURNS)
         if summary.strip() and all(t.text != summary for t in turns):
             turns.append(Turn(Role.CUSTOMER, summary, self._clock.now()))
-        escalation_channel = self._settings.slack_escalation_channel
+        escalation_channel = self._config.escalation_channel
         # ESCALATIONS is counted by the callers (conversation service, Slack button), once per request.
         if str(state.links.get("handoff_round", "")) == round_:
             log.info("handoff.already_escalated", channel=channel.value)
@@ -177,7 +173,7 @@ class EscalationService:
 
     def _require_agent(self, actor: str) -> None:
         # With no agent list configured, membership of the agents' channel is the access control.
-        agents = {a.casefold() for a in self._settings.slack_agent_users}
+        agents = {a.casefold() for a in self._config.agent_users}
         if agents and actor.casefold() not in agents:
             raise NotAllowed(strings.NOT_AN_AGENT)
 

@@ -177,11 +177,6 @@ class TicketStore:
             rows = await session.execute(select(TicketRow).order_by(TicketRow.id.desc()).limit(limit))
             return [_view(r) for r in rows.scalars()]
 
-    async def by_token(self, token: str) -> TicketView | None:
-        async with self._db.sessions() as session:
-            row = (await session.execute(select(TicketRow).where(TicketRow.action_token == token))).scalar_one_or_none()
-            return _view(row) if row else None
-
     async def claim(self, channel: Channel, conversation_key: str, agent: str) -> int:
         return await self._move(channel, conversation_key, (OPEN, CLAIMED), state=CLAIMED, assignee=agent)
 

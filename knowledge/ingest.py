@@ -53,6 +53,16 @@ class IngestReport:
     docs_deleted: int = 0
     seconds: float = 0.0
 
+    def summary(self) -> str:
+        """One human-readable paragraph: what changed, and each skipped file with its reason."""
+        lines = [
+            f"{self.files_seen} file(s) seen: {self.docs_added} added, {self.docs_updated} updated, "
+            f"{self.docs_deleted} deleted, {self.docs_unchanged} unchanged; {self.chunks_added} chunk(s) written, "
+            f"{self.chunks_deleted} removed in {self.seconds:.1f} s"
+        ]
+        lines += [f"skipped {line}" for line in self.skipped]
+        return "\n".join(lines)
+
 
 def collect_files(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
     """Supported files under the given paths (hidden files and folders left out), and lines for missing paths."""

@@ -2,7 +2,7 @@
 (flush the outbox, poll the mailbox, expire confirmations, sync the knowledge base, the weekly report and the
 knowledge-gap backlog).
 
-Wiring (in `bot/app.py`)::
+Wiring (in `app/serve.py` and `app/jobs.py`)::
 
     jobs = job_table(settings, {"outbox_flush": dispatcher.flush_once, "weekly_report": weekly_report_job(...), ...})
     scheduler = build_scheduler(settings, services.leases, services.db, jobs)

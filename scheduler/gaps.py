@@ -87,6 +87,16 @@ def confident_with(engine: KnowledgeEngine, threshold: float) -> AnswersFn:
     return answers
 
 
+async def list_gaps(db: Database, *, include_closed: bool = False) -> list[Gap]:
+    """Stored gaps by size (open only unless `include_closed`); needs no embedding model."""
+    query = select(GapRow).order_by(GapRow.count.desc(), GapRow.id)
+    if not include_closed:
+        query = query.where(GapRow.status == OPEN)
+    async with db.sessions() as session:
+        rows = (await session.execute(query)).scalars().all()
+    return [Gap(r.id, r.label, r.status, r.count, tuple(r.examples), r.trend, r.first_seen, r.last_seen) for r in rows]
+
+
 class GapBacklog:
     """Finds, merges and lists knowledge gaps (the `knowledge_gaps` table)."""
 
@@ -229,14 +239,7 @@ class GapBacklog:
 
     async def list(self, *, include_closed: bool = False) -> list[Gap]:
         """Gaps by size (open only unless `include_closed`)."""
-        query = select(GapRow).order_by(GapRow.count.desc(), GapRow.id)
-        if not include_closed:
-            query = query.where(GapRow.status == OPEN)
-        async with self._db.sessions() as session:
-            rows = (await session.execute(query)).scalars().all()
-        return [
-            Gap(r.id, r.label, r.status, r.count, tuple(r.examples), r.trend, r.first_seen, r.last_seen) for r in rows
-        ]
+        return await list_gaps(self._db, include_closed=include_closed)
 
     async def set_status(self, gap_id: int, status: str) -> bool:
         """Dismiss (or reopen) a gap by hand; False when there is no such gap."""

@@ -11,6 +11,8 @@ import pytest
 
 from bot.store.db import Database
 from tests.dbs import fresh_database_url
+from tests.doubles import ScriptedKnowledge
+from tests.testbot import TestBot, running_bot
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -61,3 +63,10 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+@pytest.fixture
+async def bot(db_url: str, tmp_path: Path, clock: ManualClock) -> AsyncIterator[TestBot]:
+    """The errbot-style test bot over the real service graph (SQLite and PostgreSQL) with a scripted engine."""
+    async with running_bot(db_url, tmp_path / "data", knowledge=ScriptedKnowledge(), clock=clock) as test_bot:
+        yield test_bot

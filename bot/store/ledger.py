@@ -194,16 +194,6 @@ class InboundLedger:
         async with self._db.sessions() as session:
             return (await session.get(InboundKeyRow, key)) is not None
 
-    async def add_keys(self, inbound_id: int, keys: Sequence[str]) -> None:
-        """Teach the ledger more keys for a recorded message (e.g. a Message-ID learned after the UID)."""
-        now = self._clock.now()
-        for key in keys:
-            try:
-                async with self._db.transaction() as session:
-                    session.add(InboundKeyRow(key=key, inbound_id=inbound_id, created_at=now))
-            except IntegrityError:
-                continue
-
     async def claim(self, inbound_id: int) -> InboundRecord | None:
         """Take the processing lease on a received message; None if it is settled or leased elsewhere."""
         now = self._clock.now()

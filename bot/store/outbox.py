@@ -125,14 +125,6 @@ class Outbox:
                 row.next_attempt_at = self._clock.now() + timedelta(seconds=backoff_seconds(row.attempts))
             return row.status
 
-    async def retry_now(self) -> int:
-        """Make every pending row due now (e.g. after an outage is over)."""
-        async with self._db.transaction() as session:
-            result = await session.execute(
-                update(OutboxRow).where(OutboxRow.status == PENDING).values(next_attempt_at=self._clock.now())
-            )
-            return rowcount(result)
-
     async def requeue_dead(self) -> int:
         """Give dead rows another round (`supportbot replay`)."""
         async with self._db.transaction() as session:

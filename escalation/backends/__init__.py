@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from bot.errors import ConfigError
 from bot.ports import Clock, TicketBackend
-from bot.settings import Settings, secret
 from bot.store.db import Database
 from escalation.backends.base import DEFAULT_RETRY, RetryPolicy, TicketBackendError
 from escalation.backends.internal import InternalBackend
 from escalation.backends.jira import JiraBackend
 from escalation.backends.webhook import WebhookBackend
 from escalation.backends.zendesk import ZendeskBackend
+from escalation.config import TicketBackendConfig
 
 __all__ = [
     "InternalBackend",
@@ -23,31 +23,30 @@ __all__ = [
 ]
 
 
-def _require(settings: Settings, *names: str) -> None:
-    missing = [n.upper() for n in names if not getattr(settings, n)]
+def _require(config: TicketBackendConfig, **values: str) -> None:
+    missing = [name for name, value in values.items() if not value]
     if missing:
-        raise ConfigError(f"TICKET_BACKEND={settings.ticket_backend} needs {', '.join(missing)}")
+        raise ConfigError(f"TICKET_BACKEND={config.kind} needs {', '.join(missing)}")
 
 
-def build_backend(settings: Settings, db: Database, clock: Clock, retry: RetryPolicy = DEFAULT_RETRY) -> TicketBackend:
+def build_backend(
+    config: TicketBackendConfig, db: Database, clock: Clock, retry: RetryPolicy = DEFAULT_RETRY
+) -> TicketBackend:
     """The configured backend, or a `ConfigError` naming the missing variables."""
-    kind = settings.ticket_backend
-    if kind == "webhook":
-        _require(settings, "ticket_webhook_url", "ticket_webhook_secret")
-        return WebhookBackend(settings.ticket_webhook_url, secret(settings.ticket_webhook_secret), retry=retry)
-    if kind == "zendesk":
-        _require(settings, "zendesk_url", "zendesk_email", "zendesk_api_token")
-        return ZendeskBackend(
-            settings.zendesk_url, settings.zendesk_email, secret(settings.zendesk_api_token), retry=retry
+    c = config
+    if c.kind == "webhook":
+        _require(c, TICKET_WEBHOOK_URL=c.webhook_url, TICKET_WEBHOOK_SECRET=c.webhook_secret)
+        return WebhookBackend(c.webhook_url, c.webhook_secret, retry=retry)
+    if c.kind == "zendesk":
+        _require(c, ZENDESK_URL=c.zendesk_url, ZENDESK_EMAIL=c.zendesk_email, ZENDESK_API_TOKEN=c.zendesk_api_token)
+        return ZendeskBackend(c.zendesk_url, c.zendesk_email, c.zendesk_api_token, retry=retry)
+    if c.kind == "jira":
+        _require(
+            c,
+            JIRA_URL=c.jira_url,
+            JIRA_EMAIL=c.jira_email,
+            JIRA_API_TOKEN=c.jira_api_token,
+            JIRA_PROJECT=c.jira_project,
         )
-    if kind == "jira":
-        _require(settings, "jira_url", "jira_email", "jira_api_token", "jira_project")
-        return JiraBackend(
-            settings.jira_url,
-            settings.jira_email,
-            secret(settings.jira_api_token),
-            settings.jira_project,
-            settings.jira_issue_type,
-            retry=retry,
-        )
+        return JiraBackend(c.jira_url, c.jira_email, c.jira_api_token, c.jira_project, c.jira_issue_type, retry=retry)
     return InternalBackend(db, clock)

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from bot.app import SupportApp, build_services
+from app.build import build_service
+from app.serve import SupportApp
 from bot.errors import DeliveryError
 from bot.messages import Channel, InboundMessage, Reply
 from bot.settings import load_settings
@@ -42,7 +43,7 @@ def messages(n: int) -> list[InboundMessage]:
 
 async def main(phase: str, n: int) -> None:
     settings = load_settings()
-    services = await build_services(settings, knowledge=ScriptedKnowledge(), with_escalation=False)
+    services = await build_service(settings, knowledge=ScriptedKnowledge(), with_escalation=False)
     services.dispatcher.register(Channel.SLACK, SinkSender(os.environ["SINK_URL"]))
     app = SupportApp(services)
     await app.start()

@@ -16,7 +16,7 @@ def _run(args: list[str], env_extra: dict[str, str], tmp_path: Path) -> subproce
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IMAP_", "SMTP_", "DATABASE_"))}
     env.update({"DATA_DIR": str(tmp_path), "HTTP_PORT": "0", **env_extra})
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "app.cli", *args],
         env=env,
         cwd=tmp_path,
         capture_output=True,

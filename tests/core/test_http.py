@@ -8,7 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.app import SupportApp, build_services
+from app.build import build_service
+from app.serve import SupportApp
 from bot.settings import Settings
 from tests.doubles import ScriptedKnowledge
 
@@ -23,7 +24,7 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[SupportApp, str, Script
         api_rate_limit_per_minute=3,
     )
     knowledge = ScriptedKnowledge()
-    services = await build_services(settings, knowledge=knowledge, with_escalation=False)
+    services = await build_service(settings, knowledge=knowledge, with_escalation=False)
     app = SupportApp(services)
     await app.start()
     try:

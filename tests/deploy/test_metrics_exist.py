@@ -1,6 +1,6 @@
 """Every metric an alert or the dashboard uses exists in /metrics of a running service.
 
-Starts the real `supportbot serve` (python -m bot.cli serve) on an ephemeral port with an empty DATA_DIR, asks
+Starts the real `supportbot serve` (python -m app.cli serve) on an ephemeral port with an empty DATA_DIR, asks
 it one question over the API so the per-inquiry series carry samples, and reads /metrics. A metric family is
 present even before its first labelled sample (prometheus-client writes its HELP and TYPE lines), so the
 check is on the names Prometheus would scrape: counters as NAME_total, histograms as NAME_bucket/_sum/_count.
@@ -90,7 +90,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
         PYTHONPATH=str(Path(__file__).resolve().parents[2]),
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve"],
+        [sys.executable, "-m", "app.cli", "serve"],
         cwd=workdir,  # no stray .env is read
         env=env,
         stdout=subprocess.PIPE,

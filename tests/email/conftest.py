@@ -1,5 +1,5 @@
 """Fixtures for the email channel: a real Dovecot, a real SMTP server (aiosmtpd) that records what it gets,
-and `Services` from the composition root on SQLite with a scripted knowledge engine (a port double)."""
+and `Wiring` from the composition root on SQLite with a scripted knowledge engine (a port double)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from bot.app import build_services
-from bot.services import Services
+from app.build import build_service
+from app.wiring import Wiring
 from bot.settings import Settings, load_settings
 from tests.doubles import ScriptedKnowledge
 from tests.email.dovecot import DovecotServer, _free_port
@@ -101,9 +101,9 @@ def settings(dovecot: DovecotServer, smtp: SmtpServer, tmp_path: Path) -> Settin
 
 
 @pytest.fixture
-async def services(settings: Settings) -> AsyncIterator[Services]:
+async def services(settings: Settings) -> AsyncIterator[Wiring]:
     knowledge = ScriptedKnowledge({"": ("Here is what our guide says [1].", 0.9)})
-    built = await build_services(settings, knowledge=knowledge, with_escalation=False)
+    built = await build_service(settings, knowledge=knowledge, with_escalation=False)
     try:
         yield built
     finally:

@@ -1,6 +1,6 @@
 """The email service as a separate process, for the SIGKILL tests and the benchmark.
 
-`python -m tests.email.runner` reads settings from the environment, builds `Services` through the composition
+`python -m tests.email.runner` reads settings from the environment, builds `Wiring` through the composition
 root, and runs what `supportbot serve` runs for email: the channel (IDLE loop), the outbox dispatcher and the
 pipeline's crash recovery. RUNNER_KNOWLEDGE picks the engine: "scripted" (a port double, default) or "real"
 (`knowledge.build_knowledge`, the extractive answerer without an API key). RUNNER_LEASE_SECONDS shortens the
@@ -13,7 +13,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from bot.app import build_services
+from app.build import build_service
 from bot.ports import KnowledgeEngine
 from bot.settings import load_settings
 from channels.email import build_email_channel
@@ -25,7 +25,7 @@ async def main() -> None:
     knowledge: KnowledgeEngine | None = None
     if os.environ.get("RUNNER_KNOWLEDGE", "scripted") == "scripted":
         knowledge = ScriptedKnowledge({"": ("Here is what our guide says [1].", 0.9)})
-    services = await build_services(settings, knowledge=knowledge, with_escalation=False)
+    services = await build_service(settings, knowledge=knowledge, with_escalation=False)
     ingest = getattr(services.knowledge, "ingest", None)
     if knowledge is None and ingest is not None and settings.knowledge_paths:
         await ingest([Path(p) for p in settings.knowledge_paths])  # incremental: a restart re-reads nothing

@@ -8,9 +8,9 @@ from collections import Counter
 from email.message import EmailMessage
 from pathlib import Path
 
-from bot.app import build_services
+from app.build import build_service
+from app.wiring import Wiring
 from bot.messages import Channel
-from bot.services import Services
 from bot.settings import Settings
 from channels.email import EmailChannel, build_email_channel
 from tests.doubles import ScriptedKnowledge
@@ -20,7 +20,7 @@ from tests.email.dovecot import DovecotServer
 CORPUS = Path(__file__).parent.parent / "fixtures" / "email" / "corpus"
 
 
-async def settle(services: Services, channel: EmailChannel) -> int:
+async def settle(services: Wiring, channel: EmailChannel) -> int:
     """One poll, then wait for the answers and deliver them."""
     accepted = await channel.poll_once()
     await services.pipeline.drain()
@@ -33,7 +33,7 @@ def answers_by_parent(smtp: SmtpServer) -> Counter[str]:
 
 
 async def test_customers_are_answered_once_in_their_thread(
-    services: Services, smtp: SmtpServer, dovecot: DovecotServer
+    services: Wiring, smtp: SmtpServer, dovecot: DovecotServer
 ) -> None:
     dovecot.append([customer_email(n) for n in range(1, 6)])
     dovecot.append(
@@ -69,7 +69,7 @@ async def test_customers_are_answered_once_in_their_thread(
 
 
 async def test_same_subject_from_two_customers_stays_two_conversations(
-    services: Services, smtp: SmtpServer, dovecot: DovecotServer
+    services: Wiring, smtp: SmtpServer, dovecot: DovecotServer
 ) -> None:
     dovecot.append([customer_email(1, subject="Invoice"), customer_email(2, subject="Invoice")])
     channel = build_email_channel(services)
@@ -101,7 +101,7 @@ def autoresponder(dovecot: DovecotServer, style: str) -> tuple[list[int], object
 
 
 async def test_auto_reply_ping_pong_stops_after_the_first_reply(
-    services: Services, smtp: SmtpServer, dovecot: DovecotServer
+    services: Wiring, smtp: SmtpServer, dovecot: DovecotServer
 ) -> None:
     channel = build_email_channel(services)
     services.dispatcher.register(Channel.EMAIL, channel.sender)
@@ -116,7 +116,7 @@ async def test_auto_reply_ping_pong_stops_after_the_first_reply(
 
 
 async def test_a_naive_autoresponder_is_throttled_and_alerts(
-    services: Services, smtp: SmtpServer, dovecot: DovecotServer
+    services: Wiring, smtp: SmtpServer, dovecot: DovecotServer
 ) -> None:
     channel = build_email_channel(services)
     services.dispatcher.register(Channel.EMAIL, channel.sender)
@@ -137,7 +137,7 @@ async def test_uidvalidity_reset_mid_run_answers_nothing_twice_and_skips_nothing
     settings: Settings, smtp: SmtpServer, dovecot: DovecotServer
 ) -> None:
     settings = settings.model_copy(update={"imap_folder": "Support"})
-    services = await build_services(
+    services = await build_service(
         settings, knowledge=ScriptedKnowledge({"": ("Answer [1].", 0.9)}), with_escalation=False
     )
     try:
@@ -164,7 +164,7 @@ async def test_unreadable_and_oversized_mail_is_quarantined_and_the_mailbox_move
     settings: Settings, smtp: SmtpServer, dovecot: DovecotServer
 ) -> None:
     settings = settings.model_copy(update={"email_max_bytes": 4096})
-    services = await build_services(
+    services = await build_service(
         settings, knowledge=ScriptedKnowledge({"": ("Answer [1].", 0.9)}), with_escalation=False
     )
     try:
@@ -197,7 +197,7 @@ async def test_move_done_action_and_lease_keeps_a_second_replica_out(
     settings: Settings, smtp: SmtpServer, dovecot: DovecotServer
 ) -> None:
     settings = settings.model_copy(update={"imap_done_action": "move"})
-    services = await build_services(
+    services = await build_service(
         settings, knowledge=ScriptedKnowledge({"": ("Answer [1].", 0.9)}), with_escalation=False
     )
     try:
@@ -222,7 +222,7 @@ async def test_move_done_action_and_lease_keeps_a_second_replica_out(
 
 
 async def test_idle_loop_answers_mail_that_arrives_while_running(
-    services: Services, smtp: SmtpServer, dovecot: DovecotServer
+    services: Wiring, smtp: SmtpServer, dovecot: DovecotServer
 ) -> None:
     services = services
     channel = build_email_channel(services)
@@ -258,7 +258,7 @@ async def test_imaps_starttls_and_smtp_starttls(settings: Settings, dovecot: Dov
                     "imap_folder": security,
                 }
             )
-            services = await build_services(
+            services = await build_service(
                 tls_settings, knowledge=ScriptedKnowledge({"": ("Answer [1].", 0.9)}), with_escalation=False
             )
             try:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from app.build import escalation_config
 from bot.messages import Channel, InboundMessage, frozen_map
 from bot.ports import TicketBackend
 from bot.settings import Settings
@@ -92,7 +93,7 @@ def make_service(db: Database, clock: ManualClock, outbox: Outbox, conversations
             outbox,
             conversations,
             backend or InternalBackend(db, clock),
-            settings or make_settings(),
+            escalation_config(settings or make_settings()),
             **kwargs,
         )
 

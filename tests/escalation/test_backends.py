@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from app.build import escalation_config
 from bot.errors import ConfigError
 from bot.messages import Channel, Role, TicketRequest, Turn
 from bot.store.db import Database
@@ -151,14 +152,16 @@ async def test_internal_backend_is_idempotent(db: Database, clock: ManualClock) 
 
 
 async def test_build_backend_names_missing_settings(sqlite_db: Database, clock: ManualClock) -> None:
-    assert build_backend(make_settings(), sqlite_db, clock).name == "internal"
+    assert build_backend(escalation_config(make_settings()).backend, sqlite_db, clock).name == "internal"
     with pytest.raises(ConfigError, match="ZENDESK_URL"):
-        build_backend(make_settings(ticket_backend="zendesk"), sqlite_db, clock)
+        build_backend(escalation_config(make_settings(ticket_backend="zendesk")).backend, sqlite_db, clock)
     with pytest.raises(ConfigError, match="JIRA_PROJECT"):
         build_backend(
-            make_settings(ticket_backend="jira", jira_url="http://j", jira_email="a@b.c", jira_api_token="t"),
+            escalation_config(
+                make_settings(ticket_backend="jira", jira_url="http://j", jira_email="a@b.c", jira_api_token="t")
+            ).backend,
             sqlite_db,
             clock,
         )
     hook = make_settings(ticket_backend="webhook", ticket_webhook_url="http://h", ticket_webhook_secret="s")
-    assert build_backend(hook, sqlite_db, clock).name == "webhook"
+    assert build_backend(escalation_config(hook).backend, sqlite_db, clock).name == "webhook"

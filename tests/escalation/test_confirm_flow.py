@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
+from app.build import escalation_config
 from bot import metrics
 from bot.errors import InvalidTransition, NotAllowed, UserFacingError
 from bot.messages import Channel
@@ -87,7 +88,7 @@ async def test_a_restarted_service_confirms_a_proposal(
     try:
         outbox = Outbox(fresh_db, clock)
         restarted = build_escalation(
-            make_settings(), fresh_db, clock, outbox, ConversationStore(fresh_db, clock, outbox)
+            escalation_config(make_settings()), fresh_db, clock, outbox, ConversationStore(fresh_db, clock, outbox)
         )
         ref = await restarted.confirm(preview.token, "ann@customer.example")
     finally:

@@ -1,6 +1,6 @@
 """Slack channel fixtures: the fake Slack server, full services over a real database, the real HTTP endpoint.
 
-`SlackHarness` sends *signed* requests to the service's own aiohttp app (POST /slack/events, as `bot/http.py`
+`SlackHarness` sends *signed* requests to the service's own aiohttp app (POST /slack/events, as `app/http.py`
 mounts it) and settles the work: pipeline drained, outbox flushed through `SlackSender` to the fake server.
 The knowledge engine is a small test double of the knowledge *port* (the channel is under test, not retrieval).
 """
@@ -20,11 +20,11 @@ import pytest
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from bot.app import build_services
-from bot.http import Readiness, build_http_app
+from app.build import build_service
+from app.http import Readiness, build_http_app
+from app.wiring import Wiring
 from bot.messages import Answer, Citation, Turn
 from bot.ports import KnowledgeEngine
-from bot.services import Services
 from bot.settings import Settings
 from channels.slack import SlackChannel
 from channels.slack.client import RetryPolicy
@@ -87,7 +87,7 @@ FAST_RETRY = RetryPolicy(rate_limited=3, server_errors=1, backoff_factor=0.01, t
 
 @dataclass
 class SlackHarness:
-    services: Services
+    services: Wiring
     channel: SlackChannel
     fake: FakeSlack
     knowledge: TestKnowledge
@@ -159,7 +159,7 @@ class open_harness:
 
     async def __aenter__(self) -> SlackHarness:
         knowledge = TestKnowledge()
-        services = await build_services(self.settings, knowledge=self.knowledge or knowledge, clock=self.clock)
+        services = await build_service(self.settings, knowledge=self.knowledge or knowledge, clock=self.clock)
         self.channel = SlackChannel(services, retry=self.retry)
         await self.channel.start()
         handler = self.channel.http_handler

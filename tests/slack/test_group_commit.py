@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.app import build_services
+from app.build import build_service
 from bot.messages import Channel, InboundMessage
 from bot.store.db import Database
 from bot.store.ledger import ANSWERED, IGNORED, RECEIVED, InboundLedger, LedgerEntry
@@ -133,7 +133,7 @@ async def test_the_pipeline_batches_concurrent_accepts_and_answers_each_once(
     """100 concurrent `accept`s (each message twice, as Slack's twin events) become a few transactions; each
     returns only once its record is committed, and each message is answered once."""
     settings = slack_settings(tmp_path, fake_slack, database_url=db_url)
-    services = await build_services(settings, knowledge=TestKnowledge(), clock=clock)
+    services = await build_service(settings, knowledge=TestKnowledge(), clock=clock)
     batches: list[int] = []
     record_many = services.ledger.record_many
 

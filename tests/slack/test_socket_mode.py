@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import build_services
+from app.build import build_service
 from channels.slack import SlackChannel
 from tests.conftest import ManualClock
 from tests.fakes.slack_server import FakeSlack
@@ -18,7 +18,7 @@ from tests.slack.conftest import FAST_RETRY, TestKnowledge, load_fixture, slack_
 @pytest.fixture
 async def socket_channel(tmp_path: Path, fake_slack: FakeSlack, clock: ManualClock) -> AsyncIterator[SlackChannel]:
     settings = slack_settings(tmp_path, fake_slack, slack_app_token="xapp-1-A0001-test", slack_signing_secret=None)
-    services = await build_services(settings, knowledge=TestKnowledge(), clock=clock)
+    services = await build_service(settings, knowledge=TestKnowledge(), clock=clock)
     channel = SlackChannel(services, retry=FAST_RETRY)
     assert channel.socket_mode and channel.http_handler is None
     await channel.start()

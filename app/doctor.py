@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from app.build import open_database
 from bot.settings import Settings
-from bot.store.db import Database, safe_url
+from bot.store.db import safe_url
+from knowledge.embedding import check_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,7 @@ async def collect(settings: Settings) -> list[Check]:
     except OSError:
         writable = False
     checks.append(Check("DATA_DIR", writable, f"{data_dir.resolve()} {'writable' if writable else 'NOT writable'}"))
-    db = Database(settings.resolved_database_url)
+    db = open_database(settings)
     try:
         reachable = await db.ping()
     finally:
@@ -144,10 +146,6 @@ async def collect(settings: Settings) -> list[Check]:
 
 
 def _model_check(settings: Settings) -> Check:
-    try:
-        from knowledge.embedding import check_model
-    except ImportError:
-        return Check("EMBEDDING_MODEL", False, "knowledge package not importable")
     try:
         detail = check_model(settings)
     except Exception as exc:

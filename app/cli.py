@@ -14,8 +14,18 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
+from app.build import build_for_command, build_knowledge_engine, offline_environment, setup_logging
+from app.commands import gaps_command, job_command, replay_command, report_command, tickets_command
+from app.doctor import run_doctor
+from app.serve import local_key_path, serve
 from bot.errors import ConfigError, SupportbotError
+from bot.messages import Channel, InboundMessage, Reply
 from bot.settings import Settings, load_settings
+from bot.store.codec import reply_from_json, reply_to_json
+from bot.store.db import safe_url
+from knowledge.eval import format_eval_table, run_retrieval_eval
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
@@ -54,36 +64,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(_args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import serve
-
     await serve(settings)
     return 0
 
 
 async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import build_knowledge_engine, offline_environment
-
     offline_environment()
-    engine: Any = build_knowledge_engine(settings)
+    engine = build_knowledge_engine(settings)
     try:
         report = await engine.ingest(list(args.paths), progress=sys.stderr.isatty())
     finally:
         await engine.close()
-    print(report.summary() if hasattr(report, "summary") else report)
+    print(report.summary())
     return 0
 
 
 async def _ask(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import build_services
-    from bot.messages import Channel, InboundMessage
-    from bot.store.codec import reply_from_json
-
     running = await _ask_running_service(settings, args.question)
     if running is not None:
-        replies = [reply_from_json(running)]
-        return _print_replies(replies, args.json)
-    services = await build_services(settings)
-    try:
+        return _print_replies([reply_from_json(running)], args.json)
+    async with build_for_command(settings) as ctx:
+        services = await ctx.wiring()
         msg = InboundMessage(
             channel=Channel.CLI,
             conversation_key=f"cli:{uuid.uuid4().hex}",
@@ -94,17 +95,10 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
         )
         replies = await services.pipeline.ask(msg)
         await services.dispatcher.flush_once()
-    finally:
-        close = getattr(services.knowledge, "close", None)
-        if close is not None:
-            await close()
-        await services.db.dispose()
     return _print_replies(replies, args.json)
 
 
-def _print_replies(replies: list[Any], as_json: bool) -> int:
-    from bot.store.codec import reply_to_json
-
+def _print_replies(replies: list[Reply], as_json: bool) -> int:
     if as_json:
         print(json.dumps([reply_to_json(r) for r in replies], indent=2))
         return 0
@@ -124,10 +118,6 @@ def _print_replies(replies: list[Any], as_json: bool) -> int:
 async def _ask_running_service(settings: Settings, question: str) -> dict[str, Any] | None:
     """When `supportbot serve` runs on this DATA_DIR, ask it over HTTP with its local key (the embedded index
     belongs to that process). None when no service is running here."""
-    import aiohttp
-
-    from bot.app import local_key_path
-
     path = local_key_path(settings.data_dir)
     if not path.exists():
         return None
@@ -160,9 +150,6 @@ async def _ask_running_service(settings: Settings, question: str) -> dict[str, A
 
 
 async def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import offline_environment
-    from knowledge.eval import format_eval_table, run_retrieval_eval
-
     offline_environment()
     results = await asyncio.to_thread(run_retrieval_eval, args.folder, settings)
     print(json.dumps(results) if args.json else format_eval_table(results))
@@ -170,71 +157,33 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _doctor(_args: argparse.Namespace, settings: Settings) -> int:
-    from bot.doctor import run_doctor
-
     return await run_doctor(settings)
 
 
 async def _db(_args: argparse.Namespace, settings: Settings) -> int:
-    from bot.store.db import Database, safe_url
-
-    db = Database(settings.resolved_database_url)
-    try:
-        await db.upgrade()
-    finally:
-        await db.dispose()
+    async with build_for_command(settings):
+        pass  # entering migrates
     print(f"database at {safe_url(settings.resolved_database_url)} is up to date")
     return 0
 
 
 async def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.ports import SystemClock
-    from bot.store.db import Database
-    from bot.store.ledger import InboundLedger
-    from bot.store.outbox import Outbox
-
-    db = Database(settings.resolved_database_url)
-    try:
-        await db.upgrade()
-        ledger, outbox = InboundLedger(db, SystemClock()), Outbox(db, SystemClock())
-        if args.all or args.id:
-            ids = args.id or [r.id for r in await ledger.dead_letters(10_000)]
-            requeued = [i for i in ids if await ledger.requeue(i)]
-            replies = await outbox.requeue_dead() if args.all else 0
-            print(f"requeued {len(requeued)} inbound message(s) and {replies} reply(ies); the service picks them up")
-            return 0
-        dead = await ledger.dead_letters()
-        _pending, _age, dead_replies = await outbox.stats()
-        print(f"{len(dead)} inbound dead letter(s), {dead_replies} undelivered reply(ies)")
-        for record in dead:
-            m = record.message
-            print(f"  #{record.id} {m.channel.value} {m.sender} attempts={record.attempts} {m.text[:60]!r}")
-        return 0
-    finally:
-        await db.dispose()
+    return await replay_command(settings, ids=args.id, everything=args.all)
 
 
 async def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.commands import report_command
-
     return await report_command(settings, week=args.week, dry_run=args.dry_run, out=args.out)
 
 
 async def _gaps(_args: argparse.Namespace, settings: Settings) -> int:
-    from bot.commands import gaps_command
-
     return await gaps_command(settings)
 
 
 async def _tickets(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.commands import tickets_command
-
     return await tickets_command(settings, limit=args.limit)
 
 
 async def _job(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.commands import job_command
-
     return await job_command(settings, args.name)
 
 
@@ -255,8 +204,6 @@ COMMANDS: dict[str, Command] = {
 
 def _logging_for(command: str, settings: Settings) -> None:
     """Logs go to stderr (stdout is for results, e.g. `ask --json`); one-shot commands log warnings and worse."""
-    from bot.app import setup_logging
-
     if command != "serve" and settings.log_level in ("DEBUG", "INFO"):
         settings = settings.model_copy(update={"log_level": "WARNING"})
     setup_logging(settings)

@@ -1,0 +1,278 @@
+"""Building the object graph: the one place that constructs concrete classes.
+
+- `build_service(settings)` builds everything `serve` (and the end-to-end tests) need: the database and its
+  stores, the knowledge engine, escalation, the conversation service, the inquiry pipeline, the outbox
+  dispatcher. Channels and the scheduler are built on top of it by `app.serve.SupportApp`.
+- `build_for_command(settings)` is the lazy variant for one-shot CLI commands: it opens the database and builds
+  the knowledge engine, escalation or channels only when the command asks for them, so `report` never opens the
+  embedded index that a running service owns, and no command needs a stand-in engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from types import TracebackType
+from typing import Any
+
+from app.wiring import Wiring
+from bot.conversation import ConversationService, Policy
+from bot.delivery import OutboxDispatcher
+from bot.inquiries import InquiryPipeline
+from bot.logging import configure_logging
+from bot.ports import Clock, Embedder, KnowledgeEngine, KnowledgeIndex, SystemClock
+from bot.services import Services
+from bot.settings import Settings, secret
+from bot.store.conversations import ConversationStore
+from bot.store.db import Database
+from bot.store.events import EventLog
+from bot.store.feedback import FeedbackStore
+from bot.store.leases import LeaseStore
+from bot.store.ledger import InboundLedger
+from bot.store.outbox import Outbox
+from channels.email import EmailChannel, build_email_channel
+from channels.slack import SlackChannel, build_slack_channel
+from escalation import EscalationConfig, EscalationService, TicketBackendConfig, build_escalation
+from knowledge import KnowledgeService, build_knowledge
+
+
+def offline_environment() -> None:
+    """No library may reach a model hub at run time: the default model ships inside a package."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ.setdefault(name, "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "false")
+
+
+def setup_logging(settings: Settings) -> None:
+    values = [
+        secret(s)
+        for s in (
+            settings.anthropic_api_key,
+            settings.slack_bot_token,
+            settings.slack_app_token,
+            settings.slack_signing_secret,
+            settings.imap_password,
+            settings.smtp_password,
+            settings.qdrant_api_key,
+            settings.ticket_webhook_secret,
+            settings.zendesk_api_token,
+            settings.jira_api_token,
+        )
+    ]
+    configure_logging(settings.log_level, settings.log_format, [*values, *settings.api_keys])
+
+
+def open_database(settings: Settings) -> Database:
+    return Database(settings.resolved_database_url)
+
+
+def build_knowledge_engine(settings: Settings) -> KnowledgeService:
+    offline_environment()
+    return build_knowledge(settings)
+
+
+def escalation_config(settings: Settings) -> EscalationConfig:
+    return EscalationConfig(
+        agent_users=tuple(settings.slack_agent_users),
+        escalation_channel=settings.slack_escalation_channel,
+        support_address=settings.support_address,
+        confirmation_ttl_minutes=settings.confirmation_ttl_minutes,
+        backend=TicketBackendConfig(
+            kind=settings.ticket_backend,
+            webhook_url=settings.ticket_webhook_url,
+            webhook_secret=secret(settings.ticket_webhook_secret),
+            zendesk_url=settings.zendesk_url,
+            zendesk_email=settings.zendesk_email,
+            zendesk_api_token=secret(settings.zendesk_api_token),
+            jira_url=settings.jira_url,
+            jira_email=settings.jira_email,
+            jira_api_token=secret(settings.jira_api_token),
+            jira_project=settings.jira_project,
+            jira_issue_type=settings.jira_issue_type,
+        ),
+    )
+
+
+def build_escalation_service(
+    settings: Settings, db: Database, clock: Clock, outbox: Outbox, conversations: ConversationStore
+) -> EscalationService:
+    return build_escalation(escalation_config(settings), db, clock, outbox, conversations)
+
+
+async def build_service(
+    settings: Settings,
+    *,
+    knowledge: KnowledgeEngine | None = None,
+    clock: Clock | None = None,
+    with_escalation: bool = True,
+    migrate: bool = True,
+) -> Wiring:
+    """Build the shared services of one process; runs database migrations first (unless `migrate=False`).
+
+    `knowledge` replaces the real engine (tests pass a scripted double; it then cannot ingest or embed)."""
+    offline_environment()
+    clock = clock or SystemClock()
+    db = open_database(settings)
+    if migrate:
+        await db.upgrade()
+    lease = settings.processing_lease_seconds
+    outbox = Outbox(db, clock, lease_seconds=lease)
+    ledger = InboundLedger(db, clock, lease_seconds=lease)
+    conversations = ConversationStore(db, clock, outbox)
+    index: KnowledgeIndex | None = None
+    embedder: Embedder | None = None
+    if knowledge is None:
+        engine = build_knowledge_engine(settings)
+        knowledge, index, embedder = engine, engine, engine
+    escalation = build_escalation_service(settings, db, clock, outbox, conversations) if with_escalation else None
+    service = ConversationService(
+        knowledge,
+        conversations,
+        escalation,
+        Policy(max_chars=settings.max_question_chars, low_confidence=settings.low_confidence_threshold),
+    )
+    dispatcher = OutboxDispatcher(outbox, {}, interval=settings.outbox_flush_seconds)
+    pipeline = InquiryPipeline(ledger, service, on_replies=dispatcher.on_replies)
+    return Wiring(
+        settings=settings,
+        clock=clock,
+        db=db,
+        ledger=ledger,
+        outbox=outbox,
+        conversations=conversations,
+        feedback=FeedbackStore(db, clock),
+        events=EventLog(db, clock),
+        leases=LeaseStore(db, clock),
+        knowledge=knowledge,
+        index=index,
+        embedder=embedder,
+        escalation=escalation,
+        service=service,
+        pipeline=pipeline,
+        dispatcher=dispatcher,
+    )
+
+
+def mailbox_holder(settings: Settings) -> str:
+    """Stable across restarts of this process (same host, same DATA_DIR), so a restart after a crash takes the
+    mailbox lease back at once instead of waiting for it to expire; other replicas still wait."""
+    return f"{socket.gethostname()}:{settings.data_dir.resolve()}"
+
+
+def _services(w: Wiring) -> Services:
+    """TEMPORARY (#11): the bag the channel adapters still take; goes when they take narrow ports."""
+    return Services(
+        settings=w.settings,
+        clock=w.clock,
+        db=w.db,
+        ledger=w.ledger,
+        outbox=w.outbox,
+        conversations=w.conversations,
+        feedback=w.feedback,
+        events=w.events,
+        leases=w.leases,
+        knowledge=w.knowledge,
+        escalation=w.escalation,
+        service=w.service,
+        pipeline=w.pipeline,
+        dispatcher=w.dispatcher,
+    )
+
+
+def build_slack(w: Wiring, **options: Any) -> SlackChannel:
+    """The Slack channel (Socket Mode with SLACK_APP_TOKEN, else HTTP events); registers nothing until started."""
+    return build_slack_channel(_services(w), **options)
+
+
+def build_email(w: Wiring, *, holder: str | None = None, **options: Any) -> EmailChannel:
+    """The email channel (IMAP poller + SMTP sender)."""
+    return build_email_channel(_services(w), holder=holder, **options)
+
+
+def build_channels(w: Wiring) -> tuple[SlackChannel | None, EmailChannel | None]:
+    """The channels whose settings are present (a channel is on when configured, off otherwise)."""
+    settings = w.settings
+    slack = build_slack(w) if settings.slack_enabled else None
+    email = build_email(w, holder=mailbox_holder(settings)) if settings.email_enabled else None
+    return slack, email
+
+
+class CommandContext:
+    """The lazily built graph of a one-shot command: `async with build_for_command(settings) as ctx:`.
+
+    The database is opened (and migrated) on entry; `knowledge()`, `wiring()` and `channels()` build on first
+    use, and everything built is closed on exit."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.db = open_database(settings)
+        self._migrate = migrate
+        self._knowledge: KnowledgeService | None = None
+        self._wiring: Wiring | None = None
+
+    async def __aenter__(self) -> CommandContext:
+        offline_environment()
+        if self._migrate:
+            await self.db.upgrade()
+        return self
+
+    async def __aexit__(
+        self, _type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        if self._knowledge is not None:
+            await self._knowledge.close()
+        if self._wiring is not None and self._wiring.db is not self.db:
+            await self._wiring.db.dispose()
+        await self.db.dispose()
+
+    def knowledge(self) -> KnowledgeService:
+        if self._knowledge is None:
+            self._knowledge = build_knowledge_engine(self.settings)
+        return self._knowledge
+
+    def outbox(self) -> Outbox:
+        return Outbox(self.db, self.clock)
+
+    def ledger(self) -> InboundLedger:
+        return InboundLedger(self.db, self.clock)
+
+    def escalation(self) -> EscalationService:
+        outbox = self.outbox()
+        return build_escalation_service(
+            self.settings, self.db, self.clock, outbox, ConversationStore(self.db, self.clock, outbox)
+        )
+
+    async def wiring(self, *, knowledge: bool = True) -> Wiring:
+        """The full service graph on this command's database (`knowledge=False`: no engine, for delivery-only
+        commands; asking such a graph a question fails loudly)."""
+        if self._wiring is None:
+            engine: KnowledgeEngine = self.knowledge() if knowledge else _Unanswerable()
+            built = await build_service(self.settings, knowledge=engine, clock=self.clock, migrate=False)
+            if knowledge:
+                built = _with_index(built, self.knowledge())
+            self._wiring = built
+        return self._wiring
+
+    async def channels(self) -> tuple[SlackChannel | None, EmailChannel | None]:
+        return build_channels(await self.wiring(knowledge=False))
+
+
+def build_for_command(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> CommandContext:
+    return CommandContext(settings, clock, migrate=migrate)
+
+
+def _with_index(w: Wiring, engine: KnowledgeService) -> Wiring:
+    return dataclasses.replace(w, index=engine, embedder=engine)
+
+
+class _Unanswerable:
+    """The knowledge port of a delivery-only command graph: it has no index, and says so if asked."""
+
+    async def answer(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("this command was built without the knowledge engine")
+
+    async def ready(self) -> bool:
+        return False

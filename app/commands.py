@@ -1,0 +1,82 @@
+"""The operator commands that need more than one service: replay, report, gaps, tickets, job (see `app/cli.py`).
+
+Each builds only what it uses, through `build_for_command`, so none opens the embedded index it does not need.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from app.build import build_for_command
+from app.jobs import app_jobs
+from bot.errors import ConfigError
+from bot.settings import Settings
+from escalation.tickets import format_tickets
+from scheduler.gaps import format_gaps, list_gaps
+from scheduler.jobs import job_table
+from scheduler.publish import build_report, deliver_report
+from scheduler.report import last_complete_week, parse_week
+from scheduler.runs import run_job
+
+
+async def replay_command(settings: Settings, *, ids: list[int], everything: bool) -> int:
+    async with build_for_command(settings) as ctx:
+        ledger, outbox = ctx.ledger(), ctx.outbox()
+        if everything or ids:
+            chosen = ids or [r.id for r in await ledger.dead_letters(10_000)]
+            requeued = [i for i in chosen if await ledger.requeue(i)]
+            replies = await outbox.requeue_dead() if everything else 0
+            print(f"requeued {len(requeued)} inbound message(s) and {replies} reply(ies); the service picks them up")
+            return 0
+        dead = await ledger.dead_letters()
+        _pending, _age, dead_replies = await outbox.stats()
+    print(f"{len(dead)} inbound dead letter(s), {dead_replies} undelivered reply(ies)")
+    for record in dead:
+        m = record.message
+        print(f"  #{record.id} {m.channel.value} {m.sender} attempts={record.attempts} {m.text[:60]!r}")
+    return 0
+
+
+async def report_command(settings: Settings, *, week: str | None, dry_run: bool, out: Path | None) -> int:
+    tz = ZoneInfo(settings.timezone)
+    async with build_for_command(settings) as ctx:
+        which = parse_week(week, tz) if week else last_complete_week(ctx.clock.now(), tz)
+        rendered = await build_report(ctx.db, settings, which)
+        if dry_run:
+            path = out or settings.data_dir / "reports" / rendered.filename
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(rendered.png)
+            print(rendered.text)
+            print(f"\nchart written to {path}")
+            return 0
+        if not (settings.slack_enabled or settings.email_enabled):
+            raise ConfigError("no channel to deliver the report to: set Slack or email settings, or use --dry-run")
+        slack, email = await ctx.channels()
+        sent = await deliver_report(rendered, settings, slack, email)
+    print(f"report for {which} delivered: {sent}")
+    return 0
+
+
+async def gaps_command(settings: Settings) -> int:
+    async with build_for_command(settings) as ctx:
+        gaps = await list_gaps(ctx.db)
+    print(format_gaps(gaps))
+    return 0
+
+
+async def tickets_command(settings: Settings, *, limit: int) -> int:
+    async with build_for_command(settings) as ctx:
+        views = await ctx.escalation().list_tickets(limit)
+    print(format_tickets(views))
+    return 0
+
+
+async def job_command(settings: Settings, name: str) -> int:
+    async with build_for_command(settings) as ctx:
+        services = await ctx.wiring()
+        slack, email = await ctx.channels()
+        jobs = job_table(settings, app_jobs(services, slack=slack, email=email))
+        result = await run_job(services.db, services.clock, jobs, name)
+    print(f"{result.job}: {result.status} {result.detail}".rstrip())
+    return 0 if result.status != "failed" else 1

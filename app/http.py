@@ -1,0 +1,80 @@
+"""The aiohttp server's assembly: health, metrics, and the routes of the HTTP channels (JSON API, Slack events).
+
+`/health/ready` checks the database, the vector store and the index, and answers 503 while the process drains
+(after SIGTERM) so load balancers stop sending work before shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.wiring import Wiring
+from bot import metrics
+from channels.api import ApiConfig, AskEndpoint
+from channels.api.handler import error
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Readiness:
+    """Readiness state: flips to draining on SIGTERM."""
+
+    def __init__(self) -> None:
+        self.draining = False
+
+
+def build_http_app(
+    services: Wiring,
+    readiness: Readiness,
+    *,
+    slack_handler: Handler | None = None,
+    local_key: str = "",
+) -> web.Application:
+    """The service's routes. `local_key` is the per-run key `supportbot ask` reads from DATA_DIR (mode 0600)."""
+    settings = services.settings
+    api = ApiConfig((*settings.api_keys, local_key), settings.api_rate_limit_per_minute)
+    app = web.Application(client_max_size=1024 * 1024)
+
+    async def live(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def ready(_request: web.Request) -> web.Response:
+        if readiness.draining:
+            metrics.READY.set(0)
+            return web.json_response({"status": "draining"}, status=503)
+        db_ok, index_ok = await asyncio.gather(services.db.ping(), _knowledge_ready(services))
+        checks = {"database": db_ok, "vector_store_and_index": index_ok}
+        ok = all(checks.values())
+        metrics.READY.set(1 if ok else 0)
+        return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+
+    async def prometheus(_request: web.Request) -> web.Response:
+        body = generate_latest()  # database-backed gauges are refreshed by the service, not per scrape
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def slack(request: web.Request) -> web.StreamResponse:
+        if slack_handler is None:
+            return error(404, "Slack HTTP events are not enabled (set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN)")
+        return await slack_handler(request)
+
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/health/ready", ready)
+    app.router.add_get("/metrics", prometheus)
+    app.router.add_post("/api/ask", AskEndpoint(api, services.pipeline, services.clock))
+    app.router.add_post("/slack/events", slack)
+    return app
+
+
+async def _knowledge_ready(services: Wiring) -> bool:
+    try:
+        return await services.knowledge.ready()
+    except Exception:
+        log.exception("health.knowledge_failed")
+        return False

@@ -1,0 +1,122 @@
+"""`POST /api/ask`: a bearer key (one of several, for rotation) compared in constant time, a per-key rate limit,
+and the question translated to an `InboundMessage` that the core records and answers before the response."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiolimiter import AsyncLimiter
+
+from bot.messages import Channel, InboundMessage, Reply
+from bot.ports import Clock, InlineIntake
+from bot.store.codec import citation_to_json
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """The keys that may call the API (several at once for rotation) and the per-key limit."""
+
+    keys: tuple[str, ...] = ()
+    rate_limit_per_minute: int = 60
+
+
+class ApiKeys:
+    """Bearer keys. Comparison touches every key (constant time); limits are per key."""
+
+    def __init__(self, keys: Sequence[str], per_minute: int) -> None:
+        self._keys = [k.encode() for k in keys if k]
+        self._limiters = {self._id(k): AsyncLimiter(per_minute, 60) for k in self._keys}
+
+    @staticmethod
+    def _id(key: bytes) -> str:
+        return hashlib.sha256(key).hexdigest()[:12]
+
+    def match(self, header: str) -> str | None:
+        """The key's id (a hash prefix, safe to log) when `header` is `Bearer <a valid key>`."""
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented:
+            return None
+        candidate = presented.strip().encode()
+        found: str | None = None
+        for key in self._keys:
+            if hmac.compare_digest(candidate, key):
+                found = self._id(key)
+        return found
+
+    async def allow(self, key_id: str) -> bool:
+        """Take one request from the key's leaky bucket, or False at once when it is full."""
+        limiter = self._limiters[key_id]
+        if not limiter.has_capacity():
+            return False
+        await limiter.acquire()  # returns at once: capacity was just checked
+        return True
+
+
+class AskEndpoint:
+    """The aiohttp handler for `POST /api/ask`."""
+
+    def __init__(self, config: ApiConfig, intake: InlineIntake, clock: Clock) -> None:
+        self._keys = ApiKeys(config.keys, config.rate_limit_per_minute)
+        self._intake = intake
+        self._clock = clock
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        key_id = self._keys.match(request.headers.get("Authorization", ""))
+        if key_id is None:
+            return error(401, "missing or invalid API key", {"WWW-Authenticate": "Bearer"})
+        if not await self._keys.allow(key_id):
+            return error(429, "rate limit exceeded; slow down", {"Retry-After": "60"})
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return error(400, 'body must be JSON: {"question": "..."}')
+        question = body.get("question") if isinstance(body, dict) else None
+        if not isinstance(question, str):
+            return error(400, 'body must be JSON: {"question": "..."}')
+        conversation = body.get("conversation_id")
+        conversation_id = conversation if isinstance(conversation, str) and conversation else uuid.uuid4().hex
+        msg = InboundMessage(
+            channel=Channel.API,
+            conversation_key=f"{key_id}:{conversation_id}",
+            message_id=f"{key_id}:{uuid.uuid4().hex}",
+            sender=f"api:{key_id}",
+            text=question,
+            received_at=self._clock.now(),
+        )
+        try:
+            replies = await self._intake.ask(msg)
+        except Exception:
+            reference = secrets.token_hex(4)
+            log.exception("api.ask_failed", message_id=msg.message_id, reference=reference)
+            return error(500, f"internal error (reference: {reference})")
+        if not replies:
+            return error(503, "no answer could be produced; try again")
+        return web.json_response(reply_json(replies[0], conversation_id))
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def reply_json(reply: Reply, conversation_id: str) -> dict[str, Any]:
+    return {
+        "answer": reply.text,
+        "outcome": reply.outcome.value,
+        "confidence": reply.confidence,
+        "low_confidence": reply.low_confidence,
+        "citations": [citation_to_json(c) for c in reply.citations],
+        "actions": [{"kind": a.kind.value, "label": a.label} for a in reply.actions],
+        "reference_id": reply.reference_id,
+        "conversation_id": conversation_id,
+    }

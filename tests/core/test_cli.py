@@ -1,0 +1,96 @@
+"""The `supportbot` commands end to end, each as its own process on a fresh DATA_DIR (embedded defaults)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+pytestmark = pytest.mark.slow
+
+PAGE = """---
+title: Parking at the Acme office
+url: https://help.acme.example/office/parking
+---
+# Parking at the Acme office
+
+Visitors park in the north garage. The garage gate code for visitors is 4711 and changes every month.
+"""
+
+
+def _cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IMAP_", "SMTP_", "DATABASE_"))}
+    env.update({"DATA_DIR": str(data_dir), "HTTP_PORT": "0", "HF_HUB_OFFLINE": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=env,
+        cwd=data_dir,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def test_operator_commands_end_to_end(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "parking.md").write_text(PAGE)
+
+    upgraded = _cli("db", "upgrade", data_dir=data)
+    assert upgraded.returncode == 0 and "up to date" in upgraded.stdout, upgraded.stderr
+
+    ingested = _cli("ingest", str(kb), data_dir=data)
+    assert ingested.returncode == 0, ingested.stderr
+    assert "1 file(s) seen" in ingested.stdout and "1 added" in ingested.stdout
+
+    asked = _cli("ask", "--json", "What is the garage gate code for visitors?", data_dir=data)
+    assert asked.returncode == 0, asked.stderr
+    [reply] = json.loads(asked.stdout)
+    assert "4711" in reply["text"]
+    assert reply["citations"][0]["title"].startswith("Parking")
+
+    for command, expected in [
+        (("tickets",), ""),
+        (("gaps",), ""),
+        (("replay",), "0 inbound dead letter(s), 0 undelivered reply(ies)"),
+    ]:
+        result = _cli(*command, data_dir=data)
+        assert result.returncode == 0, (command, result.stderr)
+        assert expected in result.stdout
+        assert "Traceback" not in result.stderr
+
+    report = _cli("report", "--week", "2026-W46", "--dry-run", "--out", str(tmp_path / "r.png"), data_dir=data)
+    assert report.returncode == 0, report.stderr
+    assert "2026-W46" in report.stdout and (tmp_path / "r.png").read_bytes().startswith(b"\x89PNG")
+
+    unknown = _cli("job", "no_such_job", data_dir=data)
+    assert unknown.returncode == 2 and "weekly_report" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_doctor_reports_each_check_without_secrets(tmp_path: Path) -> None:
+    env_secret = "sk-ant-doctor-secret-1234"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IMAP_", "SMTP_", "DATABASE_"))}
+    env.update({"DATA_DIR": str(tmp_path), "ANTHROPIC_API_KEY": env_secret, "TICKET_BACKEND": "zendesk"})
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "doctor"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = result.stdout
+    assert env_secret not in out + result.stderr
+    assert "[ok  ] DATABASE_URL" in out and "[ok  ] EMBEDDING_MODEL" in out
+    assert "[FAIL] TICKET_BACKEND: zendesk: missing ZENDESK_URL" in out
+    assert result.returncode == 1 and "check(s) failed" in out
