@@ -1,4 +1,4 @@
-"""The Slack channel (slack-bolt, Socket Mode or HTTP events). the composition root (`app/build.py`) calls `build_slack_channel()`."""
+"""The Slack channel (slack-bolt, Socket Mode or HTTP events); `app/build.py` calls `build_slack_channel()`."""
 
 from channels.slack.channel import SlackChannel, build_slack_channel
 from channels.slack.sender import SlackSender
