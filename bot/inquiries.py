@@ -12,6 +12,7 @@ left unanswered.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ import structlog
 
 from bot import metrics
 from bot.conversation import ConversationService
-from bot.messages import InboundMessage, Reply
+from bot.messages import InboundMessage, Reply, clean_text
 from bot.store.ledger import IGNORED, RECEIVED, InboundLedger, LedgerEntry
 
 log = structlog.get_logger(__name__)
@@ -30,6 +31,14 @@ class _Pending:
     entry: LedgerEntry
     result: asyncio.Future[int | None]
     then: Callable[[int], None] | None  # runs right after the commit, even if the waiting caller went away
+
+
+def storable(msg: InboundMessage) -> InboundMessage:
+    """`msg` with text and subject every database and wire can carry (the adapters clean at the edge too)."""
+    text, subject = clean_text(msg.text), clean_text(msg.subject)
+    if text == msg.text and subject == msg.subject:
+        return msg
+    return dataclasses.replace(msg, text=text, subject=subject)
 
 
 class LedgerBatcher:
@@ -132,7 +141,7 @@ class InquiryPipeline:
     async def accept(self, msg: InboundMessage, keys: Sequence[str] = (), *, wait: bool = False) -> bool:
         """Record `msg` and schedule its answer; False when it was seen before (dropped). Returns after the commit,
         so the caller may ack; the answer is scheduled right at the commit (`wait=True`: answered before return)."""
-        entry = LedgerEntry(msg, tuple(keys), RECEIVED)
+        entry = LedgerEntry(storable(msg), tuple(keys), RECEIVED)
         inbound_id = await self.intake.record(entry, None if wait else self._spawn)
         if inbound_id is None:
             metrics.DUPLICATES.labels(msg.channel.value).inc()
@@ -144,7 +153,7 @@ class InquiryPipeline:
 
     async def ask(self, msg: InboundMessage) -> list[Reply]:
         """Record and answer `msg` now, returning the replies (the JSON API and the CLI answer inline)."""
-        inbound_id = await self.intake.record(LedgerEntry(msg))
+        inbound_id = await self.intake.record(LedgerEntry(storable(msg)))
         if inbound_id is None:
             metrics.DUPLICATES.labels(msg.channel.value).inc()
             return []
@@ -152,7 +161,7 @@ class InquiryPipeline:
 
     async def record_only(self, msg: InboundMessage, keys: Sequence[str], reason: str) -> bool:
         """Record a message we deliberately do not answer (auto-reply, bot message), so its keys dedupe."""
-        return await self.intake.record(LedgerEntry(msg, tuple(keys), IGNORED, reason)) is not None
+        return await self.intake.record(LedgerEntry(storable(msg), tuple(keys), IGNORED, reason)) is not None
 
     async def seen(self, key: str) -> bool:
         """True when `key` was recorded before (by any message)."""

@@ -43,7 +43,11 @@ class Redactor:
 def configure_logging(level: str = "INFO", fmt: str = "json", secret_values: Iterable[str] = ()) -> None:
     """Route structlog and the standard library's logging through one JSON (or console) renderer."""
     redactor = Redactor(secret_values)
-    renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())  # no colour codes in files and pipes
+    )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

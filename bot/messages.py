@@ -7,6 +7,7 @@ nothing downstream can mutate what an adapter saw. No raw dicts cross a port.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,6 +57,16 @@ class ActionKind(enum.StrEnum):
 def frozen_map(values: Mapping[str, str] | None = None) -> Mapping[str, str]:
     """A read-only mapping, so metadata on a frozen value is really frozen."""
     return MappingProxyType(dict(values or {}))
+
+
+_UNSAFE_CHARS = re.compile(r"[\ud800-\udfff]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(text: str) -> str:
+    """Text that every store and wire can carry: lone surrogates (invalid UTF-8 decoded with `surrogateescape`, or
+    `\\ud800` in JSON) become U+FFFD and control characters other than tab and newlines are dropped. Adapters apply
+    it at the edge; content never turns into a 5xx or a dead letter."""
+    return _UNSAFE_CHARS.sub(lambda m: "\ufffd" if m.group() >= "\ud800" else "", text)
 
 
 @dataclass(frozen=True, slots=True)

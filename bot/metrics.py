@@ -48,4 +48,5 @@ EMAIL_LOOPS = Counter("supportbot_email_loop_breaker", "Times the loop breaker s
 EMAIL_QUARANTINED = Counter("supportbot_email_quarantined", "Emails that could not be parsed and were quarantined")
 JOB_RUNS = Counter("supportbot_scheduler_job_runs", "Scheduled job runs", ["job", "status"])
 SCHEDULER_LEADER = Gauge("supportbot_scheduler_leader", "1 while this process holds the scheduler lease")
+API_REFUSED = Counter("supportbot_api_refused", "JSON API requests refused, by reason", ["reason"])
 READY = Gauge("supportbot_ready", "1 while /health/ready answers 200")

@@ -16,7 +16,8 @@ import structlog
 from aiohttp import web
 from aiolimiter import AsyncLimiter
 
-from bot.messages import Channel, InboundMessage, Reply
+from bot import metrics
+from bot.messages import Channel, InboundMessage, Reply, clean_text
 from bot.ports import Clock, InlineIntake
 from bot.store.codec import citation_to_json
 
@@ -25,10 +26,12 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
-    """The keys that may call the API (several at once for rotation) and the per-key limit."""
+    """The keys that may call the API (several at once for rotation), the per-key limit, and how many failed key
+    attempts one client address may make per minute before it is refused without a check."""
 
     keys: tuple[str, ...] = ()
     rate_limit_per_minute: int = 60
+    failed_auth_per_minute: int = 10
 
 
 class ApiKeys:
@@ -68,22 +71,28 @@ class AskEndpoint:
 
     def __init__(self, config: ApiConfig, intake: InlineIntake, clock: Clock) -> None:
         self._keys = ApiKeys(config.keys, config.rate_limit_per_minute)
+        self._failures = FailureLimiter(config.failed_auth_per_minute)
         self._intake = intake
         self._clock = clock
 
     async def __call__(self, request: web.Request) -> web.Response:
+        remote = request.remote or "unknown"
+        if self._failures.exhausted(remote):
+            return refused(request, 429, "too_many_failures", "too many failed attempts; wait a minute")
         key_id = self._keys.match(request.headers.get("Authorization", ""))
         if key_id is None:
-            return error(401, "missing or invalid API key", {"WWW-Authenticate": "Bearer"})
+            await self._failures.record(remote)
+            return refused(request, 401, "unauthorized", "missing or invalid API key", {"WWW-Authenticate": "Bearer"})
         if not await self._keys.allow(key_id):
-            return error(429, "rate limit exceeded; slow down", {"Retry-After": "60"})
+            return refused(request, 429, "rate_limited", "rate limit exceeded; slow down", {"Retry-After": "60"})
         try:
             body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return error(400, 'body must be JSON: {"question": "..."}')
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            return refused(request, 400, "bad_request", 'body must be JSON: {"question": "..."}')
         question = body.get("question") if isinstance(body, dict) else None
         if not isinstance(question, str):
-            return error(400, 'body must be JSON: {"question": "..."}')
+            return refused(request, 400, "bad_request", 'body must be JSON: {"question": "..."}')
+        question = clean_text(question)
         conversation = body.get("conversation_id")
         conversation_id = conversation if isinstance(conversation, str) and conversation else uuid.uuid4().hex
         msg = InboundMessage(
@@ -103,6 +112,35 @@ class AskEndpoint:
         if not replies:
             return error(503, "no answer could be produced; try again")
         return web.json_response(reply_json(replies[0], conversation_id))
+
+
+class FailureLimiter:
+    """Failed key attempts per client address, in a one-minute leaky bucket each (brute force is refused early).
+    Buckets are dropped once they have drained, so the table stays small."""
+
+    def __init__(self, per_minute: int) -> None:
+        self._per_minute = per_minute
+        self._buckets: dict[str, AsyncLimiter] = {}
+
+    def exhausted(self, remote: str) -> bool:
+        bucket = self._buckets.get(remote)
+        return bucket is not None and not bucket.has_capacity()
+
+    async def record(self, remote: str) -> None:
+        bucket = self._buckets.setdefault(remote, AsyncLimiter(self._per_minute, 60))
+        if bucket.has_capacity():
+            await bucket.acquire()  # returns at once: capacity was just checked
+        if len(self._buckets) > 10_000:
+            self._buckets = {k: b for k, b in self._buckets.items() if not b.has_capacity(self._per_minute)}
+
+
+def refused(
+    request: web.Request, status: int, reason: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A refused request: counted by reason and logged as an access line (no key, no body)."""
+    metrics.API_REFUSED.labels(reason).inc()
+    log.info("api.refused", status=status, reason=reason, path=request.path, remote=request.remote)
+    return error(status, message, headers)
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:

@@ -97,3 +97,42 @@ async def test_metrics_and_slack_mount(running: tuple[SupportApp, str, ScriptedK
         assert "supportbot_inquiries_total" in text and "supportbot_outbox_pending" in text
         slack = await http.post(f"{base}/slack/events", json={})
         assert slack.status == 404
+
+
+async def test_refused_requests_are_counted_and_failed_keys_are_limited(
+    running: tuple[SupportApp, str, ScriptedKnowledge],
+) -> None:
+    _app, base, _knowledge = running
+    from prometheus_client import REGISTRY
+
+    before = REGISTRY.get_sample_value("supportbot_api_refused_total", {"reason": "unauthorized"}) or 0.0
+    statuses = []
+    async with aiohttp.ClientSession() as http:
+        for n in range(12):
+            resp = await http.post(
+                f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": f"Bearer guess-{n}"}
+            )
+            statuses.append(resp.status)
+        valid_after = await http.post(
+            f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": "Bearer new-key-654321"}
+        )
+    assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
+    assert valid_after.status == 429  # the address is refused without a key check until its bucket drains
+    after = REGISTRY.get_sample_value("supportbot_api_refused_total", {"reason": "unauthorized"})
+    assert after == before + 10
+    assert (REGISTRY.get_sample_value("supportbot_api_refused_total", {"reason": "too_many_failures"}) or 0) >= 3
+
+
+async def test_invalid_text_is_cleaned_at_the_edge(running: tuple[SupportApp, str, ScriptedKnowledge]) -> None:
+    _app, base, knowledge = running
+    body = b'{"question": "How often does backup run?\\ud800 \\u0000"}'  # a lone surrogate and a NUL, as JSON
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(
+            f"{base}/api/ask",
+            data=body,
+            headers={"Authorization": "Bearer old-key-123456", "Content-Type": "application/json"},
+        )
+        payload = await resp.json()
+    assert resp.status == 200, payload
+    assert payload["outcome"] == "answered"
+    assert knowledge.asked[-1][0] == "How often does backup run?\ufffd"  # the service strips the trailing space
