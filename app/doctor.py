@@ -7,9 +7,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
+
+import anthropic
+from apscheduler.triggers.cron import CronTrigger
 
 from app.build import open_database
-from bot.settings import Settings
+from bot.settings import Settings, secret
 from bot.store.db import safe_url
 from knowledge.embedding import check_model
 
@@ -59,27 +63,11 @@ async def collect(settings: Settings) -> list[Check]:
     )
     checks.append(_model_check(settings))
     if settings.qdrant_url:
-        parsed = urlparse(settings.qdrant_url)
-        ok = await _tcp(parsed.hostname or "localhost", parsed.port or (443 if parsed.scheme == "https" else 6333))
-        checks.append(
-            Check(
-                "QDRANT_URL",
-                ok,
-                f"{parsed.scheme}://{parsed.hostname}:{parsed.port} "
-                + ("reachable" if ok else "NOT reachable")
-                + f", api key {_set(settings.qdrant_api_key)}",
-            )
-        )
+        checks.append(await _qdrant_check(settings))
     else:
         checks.append(Check("QDRANT_URL", True, f"not set: embedded Qdrant under {data_dir / 'qdrant'}", False))
-    checks.append(
-        Check(
-            "ANTHROPIC_API_KEY",
-            True,
-            _set(settings.anthropic_api_key) + ("" if settings.anthropic_api_key else ": extractive answers only"),
-            False,
-        )
-    )
+    checks.append(await _anthropic_check(settings))
+    checks += _schedule_checks(settings)
     for path in settings.knowledge_paths:
         exists = Path(path).exists()  # noqa: ASYNC240  (a stat per configured folder, once, in a CLI command)
         checks.append(Check("KNOWLEDGE_PATHS", exists, f"{path} " + ("exists" if exists else "does NOT exist")))
@@ -142,6 +130,58 @@ async def collect(settings: Settings) -> list[Check]:
             False,
         )
     )
+    return checks
+
+
+async def _qdrant_check(settings: Settings) -> Check:
+    parsed = urlparse(settings.qdrant_url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return Check("QDRANT_URL", False, "not a URL: use http://HOST:6333 (or https://...)")
+    port = parsed.port or (443 if parsed.scheme == "https" else 6333)
+    ok = await _tcp(parsed.hostname, port)
+    where = f"{parsed.scheme}://{parsed.hostname}:{port}"
+    state = "reachable" if ok else "NOT reachable: start Qdrant there or unset QDRANT_URL for the embedded store"
+    return Check("QDRANT_URL", ok, f"{where} {state}, api key {_set(settings.qdrant_api_key)}")
+
+
+async def _anthropic_check(settings: Settings) -> Check:
+    """One cheap authenticated call (list one model), so a rejected or unreachable key shows here, not in the
+    first customer's answer."""
+    key = secret(settings.anthropic_api_key)
+    if not key:
+        return Check("ANTHROPIC_API_KEY", True, "not set: extractive answers only", False)
+    client = anthropic.AsyncAnthropic(
+        api_key=key, base_url=settings.anthropic_base_url or None, max_retries=0, timeout=10.0
+    )
+    try:
+        await client.models.list(limit=1)
+    except anthropic.AuthenticationError:
+        return Check("ANTHROPIC_API_KEY", False, "rejected by the API (401): check the key")
+    except anthropic.PermissionDeniedError:
+        return Check("ANTHROPIC_API_KEY", False, "not allowed to use the API (403): check the key's workspace")
+    except anthropic.APIConnectionError:
+        where = settings.anthropic_base_url or "the Anthropic API"
+        return Check("ANTHROPIC_API_KEY", False, f"set, but {where} is NOT reachable")
+    except anthropic.APIStatusError as exc:
+        return Check("ANTHROPIC_API_KEY", False, f"set, but the API answered HTTP {exc.status_code}")
+    finally:
+        await client.close()
+    return Check("ANTHROPIC_API_KEY", True, f"accepted; answers by {settings.anthropic_model}")
+
+
+def _schedule_checks(settings: Settings) -> list[Check]:
+    checks = []
+    for name, cron in (
+        ("REPORT_SCHEDULE", settings.report_schedule),
+        ("GAPS_SCHEDULE", settings.gaps_schedule),
+        ("KB_SYNC_SCHEDULE", settings.kb_sync_schedule),
+    ):
+        try:
+            CronTrigger.from_crontab(cron, timezone=ZoneInfo(settings.timezone))
+        except ValueError as exc:
+            checks.append(Check(name, False, f"{cron!r} is not a crontab ({exc}); e.g. '0 9 * * mon'"))
+        else:
+            checks.append(Check(name, True, f"{cron} ({settings.timezone})"))
     return checks
 
 

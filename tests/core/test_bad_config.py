@@ -35,6 +35,8 @@ def _run(args: list[str], env_extra: dict[str, str], tmp_path: Path) -> subproce
         ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL"),
         ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, "database not reachable"),
         ({"EMBEDDING_MODEL": "BAAI/bge-small-en-v1.5"}, "EMBEDDING_MODEL"),  # not shipped, and we are offline
+        ({"REPORT_SCHEDULE": "whenever"}, "REPORT_SCHEDULE"),
+        ({"KB_SYNC_SCHEDULE": "*/61 * * *"}, "KB_SYNC_SCHEDULE"),
     ],
 )
 def test_bad_configuration_is_one_line(env: dict[str, str], expected: str, tmp_path: Path) -> None:

@@ -14,6 +14,13 @@ from typing import Any
 
 from aiohttp import web
 
+
+def presented_key(request: web.Request) -> str:
+    """The API key a client sent: `x-api-key`, or `Authorization: Bearer` (newer SDKs send that)."""
+    bearer = request.headers.get("Authorization", "")
+    return request.headers.get("x-api-key") or bearer.removeprefix("Bearer ").strip()
+
+
 ERROR_TYPES = {400: "invalid_request_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
 
 
@@ -34,6 +41,7 @@ class FakeAnthropic:
     headers: list[dict[str, str]] = field(default_factory=list)
     script: deque[Scripted] = field(default_factory=deque)
     base_url: str = ""
+    valid_keys: set[str] | None = None  # None: every key is accepted; else others get 401 authentication_error
     _runner: web.AppRunner | None = None
 
     def reply(self, text: str, input_tokens: int = 120, output_tokens: int = 30) -> None:
@@ -46,6 +54,7 @@ class FakeAnthropic:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -57,6 +66,15 @@ class FakeAnthropic:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self.headers.append({k.lower(): v for k, v in request.headers.items()})
+        if self.valid_keys is not None and presented_key(request) not in self.valid_keys:
+            error = {"type": "authentication_error", "message": "invalid x-api-key"}
+            return web.json_response({"type": "error", "error": error}, status=401)
+        model = {"type": "model", "id": "claude-test", "display_name": "Claude", "created_at": "2026-01-01T00:00:00Z"}
+        page = {"data": [model], "has_more": False, "first_id": "claude-test", "last_id": "claude-test"}
+        return web.json_response(page)
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
