@@ -26,6 +26,12 @@ from bot.settings import Settings, load_settings
 from bot.store.codec import reply_from_json, reply_to_json
 from bot.store.db import safe_url
 from knowledge.eval import format_eval_table, run_retrieval_eval
+from scheduler.jobs import JOB_NAMES
+
+
+class UsageError(SupportbotError):
+    """A command was given something that cannot work (a missing path); one line, exit code 2."""
+
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
@@ -34,16 +40,22 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="supportbot", description="Support bot for Slack and email.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the service (HTTP, channels, scheduler)")
-    ingest = sub.add_parser("ingest", help="ingest folders or files into the knowledge base (incremental)")
-    ingest.add_argument("paths", nargs="+", type=Path)
-    ask = sub.add_parser("ask", help="ask the knowledge base a question")
-    ask.add_argument("question")
+    ingest = sub.add_parser(
+        "ingest",
+        help="ingest folders or files into the knowledge base (incremental; through the running service if one "
+        "runs on this DATA_DIR)",
+    )
+    ingest.add_argument(
+        "paths", nargs="+", type=Path, help="files or folders; a deleted file named here is removed from the index"
+    )
+    ask = sub.add_parser("ask", help="ask the knowledge base a question (through the running service if one runs)")
+    ask.add_argument("question", help="the question, in quotes")
     ask.add_argument("--json", action="store_true", help="print the answer as JSON")
     evaluate = sub.add_parser("eval", help="evaluations")
     eval_sub = evaluate.add_subparsers(dest="eval_kind", required=True)
     retrieval = eval_sub.add_parser("retrieval", help="retrieval metrics over a BEIR-format folder")
-    retrieval.add_argument("folder", type=Path)
-    retrieval.add_argument("--json", action="store_true")
+    retrieval.add_argument("folder", type=Path, help="corpus.jsonl, queries.jsonl and qrels/test.tsv")
+    retrieval.add_argument("--json", action="store_true", help="print the metrics as JSON")
     sub.add_parser("doctor", help="check configuration and reachability (never prints secret values)")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -54,12 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=None, help="where --dry-run writes the chart PNG")
     sub.add_parser("gaps", help="list the knowledge-gap backlog")
     tickets = sub.add_parser("tickets", help="list tickets")
-    tickets.add_argument("--limit", type=int, default=50)
+    tickets.add_argument("--limit", type=int, default=50, help="how many, newest first (default 50)")
     replay = sub.add_parser("replay", help="list or replay dead letters (inbound messages and undelivered replies)")
     replay.add_argument("--id", type=int, action="append", default=[], help="requeue this inbound message id")
     replay.add_argument("--all", action="store_true", help="requeue every dead letter and dead outbox row")
     job = sub.add_parser("job", help="run a scheduled job now, by name")
-    job.add_argument("name")
+    job.add_argument("name", help=f"one of: {', '.join(JOB_NAMES)}")
     return parser
 
 
@@ -69,13 +81,23 @@ async def _serve(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
-    offline_environment()
-    engine = build_knowledge_engine(settings)
-    try:
-        report = await engine.ingest(list(args.paths), progress=sys.stderr.isatty())
-    finally:
-        await engine.close()
-    print(report.summary())
+    paths = [Path(p).expanduser().resolve() for p in args.paths]  # noqa: ASYNC240  (a one-shot command, no loop to block)
+    missing = [p for p in paths if not p.exists()]
+    running = await _call_running_service(settings, "/api/admin/ingest", {"paths": [str(p) for p in paths]})
+    if running is not None:
+        print(f"ingested by the running service at {running['service']}:", file=sys.stderr)
+        summary, deleted = str(running["summary"]), int(running["docs_deleted"])
+    else:
+        offline_environment()
+        engine = build_knowledge_engine(settings)
+        try:
+            report = await engine.ingest(paths, progress=sys.stderr.isatty())
+        finally:
+            await engine.close()
+        summary, deleted = report.summary(), report.docs_deleted
+    print(summary)
+    if missing and not deleted:
+        raise UsageError(f"no such file or folder: {', '.join(str(p) for p in missing)}")
     return 0
 
 
@@ -93,6 +115,12 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
             text=args.question,
             received_at=services.clock.now(),
         )
+        if not await services.knowledge.ready():
+            print(
+                f"supportbot: warning: no knowledge base under DATA_DIR={settings.data_dir.resolve()}; "
+                "run `supportbot ingest PATH` first (or set DATA_DIR)",
+                file=sys.stderr,
+            )
         replies = await services.pipeline.ask(msg)
         await services.dispatcher.flush_once()
     return _print_replies(replies, args.json)
@@ -115,26 +143,31 @@ def _print_replies(replies: list[Reply], as_json: bool) -> int:
     return 0
 
 
-async def _ask_running_service(settings: Settings, question: str) -> dict[str, Any] | None:
-    """When `supportbot serve` runs on this DATA_DIR, ask it over HTTP with its local key (the embedded index
+async def _call_running_service(settings: Settings, path: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """When `supportbot serve` runs on this DATA_DIR, POST `payload` to it with its local key (the embedded index
     belongs to that process). None when no service is running here."""
-    path = local_key_path(settings.data_dir)
-    if not path.exists():
+    key_file = local_key_path(settings.data_dir)
+    if not key_file.exists():
         return None
     host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host  # noqa: S104
-    url = f"http://{host}:{settings.http_port}/api/ask"
+    base = f"http://{host}:{settings.http_port}"
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
             resp = await http.post(
-                url, json={"question": question}, headers={"Authorization": f"Bearer {path.read_text().strip()}"}
+                base + path, json=payload, headers={"Authorization": f"Bearer {key_file.read_text().strip()}"}
             )
-            if resp.status != 200:
-                raise SupportbotError(
-                    f"the running service answered HTTP {resp.status}: {(await resp.json())['error']}"
-                )
             body = await resp.json()
     except aiohttp.ClientConnectionError:
         return None  # a stale key file from a service that is gone
+    if resp.status != 200:
+        raise SupportbotError(f"the running service answered HTTP {resp.status}: {body.get('error', '')}")
+    return {**body, "service": base}
+
+
+async def _ask_running_service(settings: Settings, question: str) -> dict[str, Any] | None:
+    body = await _call_running_service(settings, "/api/ask", {"question": question})
+    if body is None:
+        return None
     return {
         "channel": "cli",
         "conversation_key": body["conversation_id"],
@@ -150,6 +183,8 @@ async def _ask_running_service(settings: Settings, question: str) -> dict[str, A
 
 
 async def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    if not (args.folder / "corpus.jsonl").is_file():
+        raise UsageError(f"{args.folder} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
     offline_environment()
     results = await asyncio.to_thread(run_retrieval_eval, args.folder, settings)
     print(json.dumps(results) if args.json else format_eval_table(results))
@@ -215,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         _logging_for(args.command, settings)
         return asyncio.run(COMMANDS[args.command](args, settings))
-    except ConfigError as exc:
+    except (ConfigError, UsageError) as exc:
         print(f"supportbot: {exc}", file=sys.stderr)
         return 2
     except SupportbotError as exc:

@@ -34,6 +34,9 @@ class KnowledgeEngine(Protocol):
 class IngestSummary(Protocol):
     """What an ingest run reports; `summary()` is one human-readable paragraph."""
 
+    @property
+    def docs_deleted(self) -> int: ...
+
     def summary(self) -> str: ...
 
 

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     shutdown_grace_seconds: float = Field(5.0, ge=0)
     api_keys: CommaList = []
+    admin_keys: CommaList = []  # bearer keys for /api/admin/* (ingest, sync)
     api_rate_limit_per_minute: int = Field(60, ge=1)
     max_question_chars: int = Field(4000, ge=1)
     processing_lease_seconds: float = Field(120.0, gt=0)  # a crashed replica's message is retried after this
@@ -129,6 +130,7 @@ class Settings(BaseSettings):
 
     _split = field_validator(
         "api_keys",
+        "admin_keys",
         "knowledge_paths",
         "slack_allowed_channels",
         "slack_top_level_channels",
