@@ -17,11 +17,12 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from aiohttp import web
 
+from bot.actions import ActionPolicy, ActionService, InboundRouter
 from bot.conversation import ConversationService, Policy
 from bot.delivery import OutboxDispatcher
 from bot.http import Readiness, build_http_app
@@ -37,6 +38,9 @@ from bot.store.feedback import FeedbackStore
 from bot.store.leases import LeaseStore
 from bot.store.ledger import InboundLedger
 from bot.store.outbox import Outbox
+
+if TYPE_CHECKING:
+    from channels.slack import SlackChannel, SlackConfig
 
 log = structlog.get_logger(__name__)
 
@@ -110,8 +114,10 @@ async def build_services(
         escalation,
         Policy(max_chars=settings.max_question_chars, low_confidence=settings.low_confidence_threshold),
     )
+    feedback = FeedbackStore(db, clock)
+    actions = ActionService(conversations, feedback, escalation, ActionPolicy(frozenset(settings.slack_agent_users)))
     dispatcher = OutboxDispatcher(outbox, {}, interval=settings.outbox_flush_seconds)
-    pipeline = InquiryPipeline(ledger, service, on_replies=dispatcher.on_replies)
+    pipeline = InquiryPipeline(ledger, InboundRouter(service, actions), on_replies=dispatcher.on_replies)
     return Services(
         settings=settings,
         clock=clock,
@@ -119,7 +125,7 @@ async def build_services(
         ledger=ledger,
         outbox=outbox,
         conversations=conversations,
-        feedback=FeedbackStore(db, clock),
+        feedback=feedback,
         events=EventLog(db, clock),
         leases=LeaseStore(db, clock),
         knowledge=knowledge,
@@ -127,6 +133,40 @@ async def build_services(
         service=service,
         pipeline=pipeline,
         dispatcher=dispatcher,
+    )
+
+
+def slack_config(settings: Settings) -> SlackConfig:
+    """The Slack channel's frozen config from the settings (SLACK_*)."""
+    from channels.slack import SlackConfig
+
+    return SlackConfig(
+        bot_token=secret(settings.slack_bot_token),
+        app_token=secret(settings.slack_app_token),
+        signing_secret=secret(settings.slack_signing_secret),
+        api_url=settings.slack_api_url,
+        escalation_channel=settings.slack_escalation_channel,
+        report_channel=settings.slack_report_channel,
+        allowed_channels=frozenset(settings.slack_allowed_channels),
+        top_level_channels=frozenset(settings.slack_top_level_channels),
+        no_followup_channels=frozenset(settings.slack_no_followup_channels),
+        allowed_bots=frozenset(settings.slack_allowed_bots),
+        agent_users=frozenset(settings.slack_agent_users),
+        link_domains=frozenset(getattr(settings, "slack_link_domains", ())),
+    )
+
+
+def slack_channel(services: Services, **extra: Any) -> SlackChannel:
+    """The Slack channel on the core's narrow ports (`extra`: a test's client or retry policy)."""
+    from channels.slack import build_slack_channel
+
+    return build_slack_channel(
+        slack_config(services.settings),
+        intake=services.pipeline,
+        senders=services.dispatcher,
+        threads=services.conversations,
+        clock=services.clock,
+        **extra,
     )
 
 
@@ -155,9 +195,7 @@ class SupportApp:
         settings = services.settings
         slack_handler = None
         if settings.slack_enabled:
-            from channels.slack import build_slack_channel
-
-            slack = build_slack_channel(services)
+            slack = slack_channel(services)
             slack_handler = slack.http_handler
             self.channels.append(slack)
         if settings.email_enabled:

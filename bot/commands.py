@@ -49,9 +49,9 @@ async def _report_channels(settings: Settings) -> tuple[Any, Any, list[Any]]:
     services = await build_services(settings, knowledge=_NoKnowledge(), with_escalation=False)
     publisher = mailer = None
     if settings.slack_enabled:
-        from channels.slack import build_slack_channel
+        from bot.app import slack_channel
 
-        publisher = build_slack_channel(services)
+        publisher = slack_channel(services)
     if settings.email_enabled:
         from channels.email import build_email_channel
 
@@ -114,9 +114,9 @@ async def job_command(settings: Settings, name: str) -> int:
     channels: list[Any] = []
     try:
         if settings.slack_enabled:
-            from channels.slack import build_slack_channel
+            from bot.app import slack_channel
 
-            channels.append(build_slack_channel(services))
+            channels.append(slack_channel(services))
         if settings.email_enabled:
             from channels.email import build_email_channel
 

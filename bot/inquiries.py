@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import structlog
 
 from bot import metrics
-from bot.conversation import ConversationService
 from bot.messages import InboundMessage, Reply
+from bot.ports import MessageHandler
 from bot.store.ledger import IGNORED, RECEIVED, InboundLedger, LedgerEntry
 
 log = structlog.get_logger(__name__)
@@ -115,7 +115,7 @@ class InquiryPipeline:
     def __init__(
         self,
         ledger: InboundLedger,
-        service: ConversationService,
+        service: MessageHandler,
         *,
         on_replies: Callable[[list[Reply]], Awaitable[None]] | None = None,
         concurrency: int = 8,

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from bot.app import build_services
+from bot.app import build_services, slack_config
 from bot.http import Readiness, build_http_app
 from bot.messages import Answer, Citation, Turn
 from bot.ports import KnowledgeEngine
@@ -128,6 +128,18 @@ class SlackHarness:
             await self.channel.drain()
 
 
+def channel_for(services: Services, retry: RetryPolicy = FAST_RETRY) -> SlackChannel:
+    """The Slack channel on the core's narrow ports, as the composition root builds it."""
+    return SlackChannel(
+        slack_config(services.settings),
+        intake=services.pipeline,
+        senders=services.dispatcher,
+        threads=services.conversations,
+        clock=services.clock,
+        retry=retry,
+    )
+
+
 @pytest.fixture
 async def fake_slack() -> AsyncIterator[FakeSlack]:
     fake = await FakeSlack().start()
@@ -160,7 +172,7 @@ class open_harness:
     async def __aenter__(self) -> SlackHarness:
         knowledge = TestKnowledge()
         services = await build_services(self.settings, knowledge=self.knowledge or knowledge, clock=self.clock)
-        self.channel = SlackChannel(services, retry=self.retry)
+        self.channel = channel_for(services, retry=self.retry)
         await self.channel.start()
         handler = self.channel.http_handler
         assert handler is not None
