@@ -61,6 +61,8 @@ class ConversationService:
 
     async def handle(self, msg: InboundMessage) -> list[Reply]:
         """Decide and store the replies to `msg` (empty when the bot must stay quiet)."""
+        if msg.action is not None:  # a wiring bug, loud: a click stored as an empty question would be answered
+            raise TypeError("clicks are handled by bot.actions.ActionService; route them with InboundRouter")
         started = time.perf_counter()
         log_ = log.bind(message_id=msg.message_id, channel=msg.channel.value)
         trace, replies = await self._decide(msg, log_)
