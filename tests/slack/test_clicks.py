@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.messages import Channel
+from channels.slack.interactions import clicks
 from tests.conftest import ManualClock
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.conftest import SlackHarness, load_fixture, open_harness, slack_settings
@@ -177,3 +178,15 @@ async def test_events_and_clicks_from_another_workspace_or_app_are_ignored(harne
     assert len(fake.messages) == posts and fake.ephemerals == []
     assert not await services.ledger.seen("slack:event:" + foreign_team["event_id"])
     assert not await services.ledger.seen("slack:action:1800000300.000100:U0ASKER01:supportbot_feedback_up")
+
+
+async def test_a_click_recorded_before_a_crash_is_answered_on_recovery(harness: SlackHarness) -> None:
+    """The process died after recording (and acking) the click, before handling it: recovery answers it once."""
+    await ask(harness)
+    [pressed] = clicks(click("feedback_up", f"slack:{KEY}:0"))
+    msg = pressed.inbound(harness.clock.now(), agents_channel="C0ESCALATE")
+    assert await harness.services.ledger.record(msg, pressed.keys()) is not None  # what the adapter did
+    for _ in range(2):  # a second recovery pass (another replica) finds nothing left to do
+        await harness.services.pipeline.recover()
+        await harness.settle()
+    assert ephemeral_texts(harness.fake) == [("U0ASKER01", "Thanks for the feedback! :+1:")]
