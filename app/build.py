@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from app.wiring import Wiring
+from bot.actions import ActionPolicy, ActionService, InboundRouter
 from bot.conversation import ConversationService, Policy
 from bot.delivery import OutboxDispatcher
 from bot.inquiries import InquiryPipeline
@@ -32,7 +33,7 @@ from bot.store.leases import LeaseStore
 from bot.store.ledger import InboundLedger
 from bot.store.outbox import Outbox
 from channels.email import EmailChannel, build_email_channel
-from channels.slack import SlackChannel, build_slack_channel
+from channels.slack import SlackChannel, SlackConfig, build_slack_channel
 from escalation import EscalationConfig, EscalationService, TicketBackendConfig, build_escalation
 from knowledge import KnowledgeService, build_knowledge
 
@@ -133,8 +134,10 @@ async def build_service(
         escalation,
         Policy(max_chars=settings.max_question_chars, low_confidence=settings.low_confidence_threshold),
     )
+    feedback = FeedbackStore(db, clock)
+    actions = ActionService(conversations, feedback, escalation, ActionPolicy(frozenset(settings.slack_agent_users)))
     dispatcher = OutboxDispatcher(outbox, {}, interval=settings.outbox_flush_seconds)
-    pipeline = InquiryPipeline(ledger, service, on_replies=dispatcher.on_replies)
+    pipeline = InquiryPipeline(ledger, InboundRouter(service, actions), on_replies=dispatcher.on_replies)
     return Wiring(
         settings=settings,
         clock=clock,
@@ -142,7 +145,7 @@ async def build_service(
         ledger=ledger,
         outbox=outbox,
         conversations=conversations,
-        feedback=FeedbackStore(db, clock),
+        feedback=feedback,
         events=EventLog(db, clock),
         leases=LeaseStore(db, clock),
         knowledge=knowledge,
@@ -181,9 +184,35 @@ def _services(w: Wiring) -> Services:
     )
 
 
+def slack_config(settings: Settings) -> SlackConfig:
+    """The Slack channel's frozen config from the settings (SLACK_*)."""
+    return SlackConfig(
+        bot_token=secret(settings.slack_bot_token),
+        app_token=secret(settings.slack_app_token),
+        signing_secret=secret(settings.slack_signing_secret),
+        api_url=settings.slack_api_url,
+        escalation_channel=settings.slack_escalation_channel,
+        report_channel=settings.slack_report_channel,
+        allowed_channels=frozenset(settings.slack_allowed_channels),
+        top_level_channels=frozenset(settings.slack_top_level_channels),
+        no_followup_channels=frozenset(settings.slack_no_followup_channels),
+        allowed_bots=frozenset(settings.slack_allowed_bots),
+        agent_users=frozenset(settings.slack_agent_users),
+        link_domains=frozenset(settings.slack_link_domains),
+    )
+
+
 def build_slack(w: Wiring, **options: Any) -> SlackChannel:
-    """The Slack channel (Socket Mode with SLACK_APP_TOKEN, else HTTP events); registers nothing until started."""
-    return build_slack_channel(_services(w), **options)
+    """The Slack channel on the core's narrow ports (Socket Mode with SLACK_APP_TOKEN, else HTTP events);
+    `options`: a test's web client or retry policy."""
+    return build_slack_channel(
+        slack_config(w.settings),
+        intake=w.pipeline,
+        senders=w.dispatcher,
+        threads=w.conversations,
+        clock=w.clock,
+        **options,
+    )
 
 
 def build_email(w: Wiring, *, holder: str | None = None, **options: Any) -> EmailChannel:

@@ -19,6 +19,7 @@ import structlog
 
 from bot import metrics, strings
 from bot.errors import UserFacingError
+from bot.handoff import hand_off
 from bot.messages import Action, ActionKind, Answer, InboundMessage, Outcome, Reply
 from bot.ports import Escalation, KnowledgeEngine
 from bot.store.conversations import ConversationStore, Trace
@@ -60,6 +61,8 @@ class ConversationService:
 
     async def handle(self, msg: InboundMessage) -> list[Reply]:
         """Decide and store the replies to `msg` (empty when the bot must stay quiet)."""
+        if msg.action is not None:  # a wiring bug, loud: a click stored as an empty question would be answered
+            raise TypeError("clicks are handled by bot.actions.ActionService; route them with InboundRouter")
         started = time.perf_counter()
         log_ = log.bind(message_id=msg.message_id, channel=msg.channel.value)
         trace, replies = await self._decide(msg, log_)
@@ -107,11 +110,8 @@ class ConversationService:
             return self._simple(msg, Outcome.FAILED, strings.APOLOGY.format(reference=reference), reference=reference)
 
     async def _hand_off(self, msg: InboundMessage, text: str) -> tuple[Trace, list[Reply]]:
-        if self._escalation is None:
-            return self._simple(msg, Outcome.HANDOFF, strings.NO_ESCALATION)
-        await self._escalation.hand_off(msg.channel, msg.conversation_key, msg.sender, text)
-        metrics.ESCALATIONS.labels(msg.channel.value).inc()
-        return self._simple(msg, Outcome.HANDOFF, strings.HANDOFF)
+        said = await hand_off(self._escalation, msg.channel, msg.conversation_key, msg.sender, text)
+        return self._simple(msg, Outcome.HANDOFF, said)
 
     async def _answer(self, msg: InboundMessage, question: str, answer: Answer) -> tuple[Trace, list[Reply]]:
         low = not answer.abstained and answer.confidence < self._policy.low_confidence

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import structlog
 
 from bot import metrics
-from bot.conversation import ConversationService
 from bot.messages import InboundMessage, Reply, clean_text
+from bot.ports import MessageHandler
 from bot.store.ledger import IGNORED, RECEIVED, InboundLedger, LedgerEntry
 
 log = structlog.get_logger(__name__)
@@ -124,7 +124,7 @@ class InquiryPipeline:
     def __init__(
         self,
         ledger: InboundLedger,
-        service: ConversationService,
+        service: MessageHandler,
         *,
         on_replies: Callable[[list[Reply]], Awaitable[None]] | None = None,
         concurrency: int = 8,

@@ -70,8 +70,23 @@ def clean_text(text: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundAction:
+    """A button a person pressed (a Slack click), carried by the `InboundMessage` that records it.
+
+    Clicks are inbound messages like any other: recorded in the inbound ledger (so a retried or double click is one
+    action) and handled by the core (`bot.actions.ActionService`), whose replies go through the outbox. The actor is
+    the message's `sender`.
+    """
+
+    kind: ActionKind
+    value: str  # the button's value, as the core wrote it (an action token, a case value, a reply key)
+    message_ref: str = ""  # the channel's reference of the message the button was on (Slack ts), to replace it
+    in_agents_channel: bool = False  # pressed in the agents' channel (where Claim and Resolve are allowed)
+
+
+@dataclass(frozen=True, slots=True)
 class InboundMessage:
-    """One message from a person, normalised by a channel adapter."""
+    """One message from a person, normalised by a channel adapter (or a click: `action` is set)."""
 
     channel: Channel
     conversation_key: str  # Slack: "C123:1700000000.000100" (channel:thread_ts); email: root Message-ID
@@ -81,6 +96,7 @@ class InboundMessage:
     received_at: datetime
     subject: str = ""
     metadata: Mapping[str, str] = field(default_factory=frozen_map)
+    action: InboundAction | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +175,11 @@ class Reply:
 
     The core returns replies; the composition root puts them in the outbox and a channel's sender renders
     them (Slack blocks, email text and HTML). `idempotency_key` makes delivery exactly-once.
+
+    A reply is posted in its conversation (for Slack: in the thread `conversation_key` names) unless
+    `visible_to` names the one person who may see it (a Slack ephemeral message) or `replaces` names a message
+    of ours to overwrite (a Slack `chat.update`, e.g. a ticket preview replaced by its result). `plain` says the
+    text holds words we did not write (a customer's, a ticket subject) and must be shown as is, never as Markdown.
     """
 
     channel: Channel
@@ -175,6 +196,9 @@ class Reply:
     recipient: str = ""
     subject: str = ""
     metadata: Mapping[str, str] = field(default_factory=frozen_map)
+    visible_to: str = ""  # only this person sees it (Slack: ephemeral); "" = everyone in the conversation
+    replaces: str = ""  # the channel's reference (Slack ts) of an earlier message of ours this one overwrites
+    plain: bool = False  # literal text (customer words inside): no Markdown, no links made from it
 
 
 @dataclass(frozen=True, slots=True)

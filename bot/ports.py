@@ -160,3 +160,35 @@ class Escalation(Protocol):
     async def claim(self, channel: Channel, conversation_key: str, agent: str) -> None: ...
 
     async def resolve(self, channel: Channel, conversation_key: str, agent: str) -> None: ...
+
+
+class MessageHandler(Protocol):
+    """Handles one recorded inbound message and returns the replies to queue (the conversation service for
+    questions, `bot.actions.ActionService` for clicks, `bot.actions.InboundRouter` for both)."""
+
+    async def handle(self, msg: InboundMessage) -> list[Reply]: ...
+
+
+class ThreadView(Protocol):
+    """What a channel adapter may know about a stored conversation to route a message in it."""
+
+    @property
+    def requester(self) -> str: ...
+
+    @property
+    def escalated_at(self) -> datetime | None: ...
+
+    @property
+    def human_on_case(self) -> bool: ...
+
+
+class Threads(Protocol):
+    """Conversation state for a channel adapter (implemented by `bot.store.conversations.ConversationStore`):
+    read a thread's state to decide whether to answer, and record a message a person (an agent) wrote in it, which
+    hands the thread to that person (the bot stays quiet until the case is resolved)."""
+
+    async def get(self, channel: Channel, key: str) -> ThreadView | None: ...
+
+    async def record_human_message(
+        self, channel: Channel, key: str, sender: str, text: str, message_id: str
+    ) -> None: ...

@@ -80,7 +80,8 @@ class Settings(BaseSettings):
     slack_top_level_channels: CommaList = []  # channels where every top-level message is answered, not only mentions
     slack_no_followup_channels: CommaList = []  # channels where thread follow-ups need a new mention
     slack_allowed_bots: CommaList = []  # bot ids whose messages are answered (others are ignored)
-    slack_agent_users: CommaList = []  # user ids who may confirm for others, claim and resolve
+    slack_agent_users: CommaList = []  # user ids who may confirm for others, claim and resolve (empty: nobody)
+    slack_link_domains: CommaList = []  # hosts answers may link to on Slack (besides the cited sources)
 
     # --- email ---
     imap_host: str = ""
@@ -137,6 +138,7 @@ class Settings(BaseSettings):
         "slack_no_followup_channels",
         "slack_allowed_bots",
         "slack_agent_users",
+        "slack_link_domains",
         "email_bot_addresses",
         "report_email_to",
         mode="before",

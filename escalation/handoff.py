@@ -62,6 +62,7 @@ def agent_post(
             Action(ActionKind.RESOLVE, strings.RESOLVE, value),
         ),
         metadata=frozen_map({"case": value}),
+        plain=True,  # the summary quotes the customer: shown as is, never as Markdown or live links
     )
 
 

@@ -172,9 +172,12 @@ class EscalationService:
         log.info("case.resolved", channel=channel.value)
 
     def _require_agent(self, actor: str) -> None:
-        # With no agent list configured, membership of the agents' channel is the access control.
+        # Deny by default: with no agent list configured nobody may claim or resolve (being able to press a button
+        # in a channel is no proof of being an agent).
         agents = {a.casefold() for a in self._config.agent_users}
-        if agents and actor.casefold() not in agents:
+        if not agents:
+            log.warning("case.denied_no_agents", detail="SLACK_AGENT_USERS is empty: nobody may claim or resolve")
+        if actor.casefold() not in agents:
             raise NotAllowed(strings.NOT_AN_AGENT)
 
     # --- jobs and operators ---------------------------------------------------------------------------------

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.messages import Action, ActionKind, Channel, Citation, InboundMessage, Outcome, Reply, frozen_map
+from bot.messages import (
+    Action,
+    ActionKind,
+    Channel,
+    Citation,
+    InboundAction,
+    InboundMessage,
+    Outcome,
+    Reply,
+    frozen_map,
+)
 
 
 def citation_to_json(c: Citation) -> dict[str, Any]:
@@ -34,8 +44,29 @@ def citation_from_json(d: dict[str, Any]) -> Citation:
     )
 
 
-def message_to_json(m: InboundMessage) -> dict[str, Any]:
+def action_to_json(a: InboundAction) -> dict[str, Any]:
     return {
+        "kind": a.kind.value,
+        "value": a.value,
+        "message_ref": a.message_ref,
+        "in_agents_channel": a.in_agents_channel,
+    }
+
+
+def action_from_json(d: dict[str, Any] | None) -> InboundAction | None:
+    """None for rows written before clicks were inbound messages (no "action" key)."""
+    if not d:
+        return None
+    return InboundAction(
+        kind=ActionKind(d["kind"]),
+        value=str(d.get("value", "")),
+        message_ref=str(d.get("message_ref", "")),
+        in_agents_channel=bool(d.get("in_agents_channel", False)),
+    )
+
+
+def message_to_json(m: InboundMessage) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "channel": m.channel.value,
         "conversation_key": m.conversation_key,
         "message_id": m.message_id,
@@ -45,6 +76,9 @@ def message_to_json(m: InboundMessage) -> dict[str, Any]:
         "subject": m.subject,
         "metadata": dict(m.metadata),
     }
+    if m.action is not None:
+        data["action"] = action_to_json(m.action)
+    return data
 
 
 def message_from_json(d: dict[str, Any]) -> InboundMessage:
@@ -57,6 +91,7 @@ def message_from_json(d: dict[str, Any]) -> InboundMessage:
         received_at=datetime.fromisoformat(d["received_at"]),
         subject=str(d.get("subject", "")),
         metadata=frozen_map(d.get("metadata")),
+        action=action_from_json(d.get("action")),
     )
 
 
@@ -76,6 +111,9 @@ def reply_to_json(r: Reply) -> dict[str, Any]:
         "recipient": r.recipient,
         "subject": r.subject,
         "metadata": dict(r.metadata),
+        "visible_to": r.visible_to,
+        "replaces": r.replaces,
+        "plain": r.plain,
     }
 
 
@@ -98,4 +136,7 @@ def reply_from_json(d: dict[str, Any]) -> Reply:
         recipient=str(d.get("recipient", "")),
         subject=str(d.get("subject", "")),
         metadata=frozen_map(d.get("metadata")),
+        visible_to=str(d.get("visible_to", "")),  # absent in rows written before these fields existed
+        replaces=str(d.get("replaces", "")),
+        plain=bool(d.get("plain", False)),
     )

@@ -186,6 +186,19 @@ class ConversationStore:
                 .values(status=inbound_status, locked_until=None, updated_at=now)
             )
 
+    async def settle(self, msg: InboundMessage, replies: Sequence[Reply], *, inbound_status: str = "answered") -> None:
+        """Settle an inbound message that is not a turn of the conversation (a click): enqueue its replies and
+        mark the ledger, atomically, without writing a turn (a click is not something the customer said)."""
+        now = self._clock.now()
+        async with self._db.transaction() as session:
+            for reply in replies:
+                await self._outbox.enqueue_in(session, reply)
+            await session.execute(
+                update(InboundRow)
+                .where(InboundRow.channel == msg.channel.value, InboundRow.message_id == msg.message_id)
+                .values(status=inbound_status, locked_until=None, updated_at=now)
+            )
+
     async def set_state(self, channel: Channel, key: str, state: str, *, assignee: str | None = None) -> None:
         values: dict[str, Any] = {"state": state, "updated_at": self._clock.now()}
         if assignee is not None:

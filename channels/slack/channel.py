@@ -6,17 +6,21 @@ inbound ledger under its event id and channel+ts (so the `app_mention` + `messag
 retries and other replicas all collapse to one inquiry; records are group-committed), and only then acked. So an
 acked event is never lost, a failed write gets Slack's retry, and no bolt dispatch runs before the ack. The
 working reaction and the answer run afterwards in background tasks. slack-bolt's `AsyncApp` still handles clicks
-(acked at once, worked in the background by `interactions.py`) and the Socket Mode connection.
+and the Socket Mode connection: a click is translated (`interactions.py`), recorded in the inbound ledger like an
+event, then acked; the core handles it and its replies come through the outbox. Events and clicks from another
+workspace or app than the bot's own (auth.test) are ignored.
+
+The channel receives narrow ports only: `Intake` (record and answer), `SenderRegistry` (where its sender goes),
+`Threads` (a thread's state, and a person's message in it), a `Clock`, and its frozen `SlackConfig`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -37,13 +41,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import metrics
 from bot.errors import NotReadyError
 from bot.messages import Channel
-from bot.services import Services
-from bot.settings import secret
+from bot.ports import Clock, Intake, SenderRegistry, Threads
 from channels.slack.client import TRANSPORT_ERRORS, RetryPolicy, build_web_client, delivery_error, error_code
+from channels.slack.config import SlackConfig
 from channels.slack.endpoint import EventsEndpoint, EventSink
+from channels.slack.escape import slack_text
 from channels.slack.events import Ignored, SlackPolicy, Verdict, decide, parse
-from channels.slack.interactions import Interactions
-from channels.slack.render import fallback
+from channels.slack.interactions import clicks
+from channels.slack.render import fallback, safe_blocks
 from channels.slack.sender import SlackSender, WorkingSignal
 
 log = structlog.get_logger(__name__)
@@ -76,18 +81,29 @@ class SlackChannel:
     name = "slack"
 
     def __init__(
-        self, services: Services, *, client: AsyncWebClient | None = None, retry: RetryPolicy | None = None
+        self,
+        config: SlackConfig,
+        *,
+        intake: Intake,
+        senders: SenderRegistry,
+        threads: Threads,
+        clock: Clock,
+        client: AsyncWebClient | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
-        settings = services.settings
-        self._services = services
-        self.client = client or build_web_client(settings, retry or RetryPolicy())
+        self.config = config
+        self._intake = intake
+        self._senders = senders
+        self._threads = threads
+        self._clock = clock
+        self.client = client or build_web_client(config, retry or RetryPolicy())
         self.signal = WorkingSignal(self.client)
-        self.sender = SlackSender(self.client, self.signal)
-        self.policy = SlackPolicy.from_settings(settings)
-        self.interactions = Interactions(services, self.client)
-        self._app_token = secret(settings.slack_app_token)
-        self.socket_mode = bool(self._app_token)
+        self.sender = SlackSender(self.client, self.signal, config.link_domains)
+        self.policy = SlackPolicy.from_config(config)
+        self._app_token = config.app_token
+        self.socket_mode = config.socket_mode
         self._identity: AuthorizeResult | None = None
+        self._app_id = ""  # our app's id, when auth.test tells it
 
         async def authorize() -> AuthorizeResult:  # a plain function: bolt injects arguments by parameter name
             return await self._authorize()
@@ -98,7 +114,7 @@ class SlackChannel:
         try:
             self.app = AsyncApp(
                 client=self.client,
-                signing_secret=secret(settings.slack_signing_secret) or None,
+                signing_secret=config.signing_secret or None,
                 request_verification_enabled=not self.socket_mode,
                 process_before_response=True,
                 authorize=authorize,
@@ -110,11 +126,10 @@ class SlackChannel:
         self.app.action(re.compile(".*"))(self._on_action)
         self.endpoint: EventsEndpoint | None = None
         if not self.socket_mode:
-            self.endpoint = EventsEndpoint(secret(settings.slack_signing_secret), self.receive, self._bolt_http)
+            self.endpoint = EventsEndpoint(config.signing_secret, self.receive, self._bolt_http)
         self.http_handler = self.endpoint
         self._socket: TimedSocketModeHandler | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- lifecycle ---
 
@@ -122,7 +137,7 @@ class SlackChannel:
         if self._session is None and self.client.session is None:
             self._session = aiohttp.ClientSession()
             self.client.session = self._session
-        self._services.dispatcher.register(Channel.SLACK, self.sender)
+        self._senders.register(Channel.SLACK, self.sender)
         try:
             await self._authorize()
         except NotReadyError as exc:  # Slack is down: events get HTTP 500 (Slack retries them) until it is back
@@ -144,9 +159,7 @@ class SlackChannel:
             self._session = None
 
     async def drain(self) -> None:
-        """Wait for clicks and reactions in flight."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait for reactions in flight."""
         await self.signal.drain()
 
     # --- inbound ---
@@ -162,7 +175,13 @@ class SlackChannel:
             self._identity = AuthorizeResult.from_auth_test_response(
                 auth_test_response=response, bot_token=self.client.token
             )
+            self._app_id = str(response.get("app_id") or "")
         return self._identity
+
+    def _foreign(self, team: str, app: str) -> bool:
+        """True for a payload from another workspace or another app than ours (as auth.test named them)."""
+        own_team = (self._identity.team_id if self._identity is not None else None) or ""
+        return bool((team and own_team and team != own_team) or (app and self._app_id and app != self._app_id))
 
     async def _bolt_http(self, request: web.Request) -> web.StreamResponse:
         """Requests other than event callbacks (clicks): bolt checks the signature again and dispatches."""
@@ -187,40 +206,49 @@ class SlackChannel:
         await self._route(body, context.bot_user_id or "", context.bot_id or "")
 
     async def _route(self, body: Mapping[str, Any], bot_user_id: str, bot_id: str) -> None:
+        if self._foreign(str(body.get("team_id") or ""), str(body.get("api_app_id") or "")):
+            log.warning("slack.foreign_event", event_id=body.get("event_id"), team=body.get("team_id"))
+            return
         parsed = parse(body, bot_user_id, bot_id)
         if isinstance(parsed, Ignored):
             log.debug("slack.ignored", reason=parsed.reason, event_id=body.get("event_id"))
             return
-        services = self._services
         thread = None
         if parsed.is_thread_reply:
-            thread = await services.conversations.get(Channel.SLACK, parsed.conversation_key)
+            thread = await self._threads.get(Channel.SLACK, parsed.conversation_key)
         verdict, reason = decide(parsed, self.policy, thread)
         log_ = log.bind(message_id=parsed.message_id, event_id=parsed.event_id, reason=reason)
         if verdict is Verdict.IGNORE:
             log_.debug("slack.ignored")
             return
-        msg = parsed.inbound(services.clock.now())
+        msg = parsed.inbound(self._clock.now())
         if verdict is Verdict.HUMAN:
-            if await services.pipeline.record_only(msg, parsed.keys(), "person on the case"):
-                await services.conversations.record_human_message(
+            if await self._intake.record_only(msg, parsed.keys(), "person on the case"):
+                await self._threads.record_human_message(
                     Channel.SLACK, msg.conversation_key, msg.sender, msg.text, msg.message_id
                 )
                 log_.info("slack.human_message")
             return
-        if await services.pipeline.accept(msg, parsed.keys()):
+        if await self._intake.accept(msg, parsed.keys()):
             log_.info("slack.accepted")
             if thread is None or not thread.human_on_case:
                 self.signal.start(parsed.channel, parsed.ts)
 
     async def _on_action(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """A click: recorded in the inbound ledger (the core answers it), then acked. A failed write raises, so
+        bolt answers an error instead of acking a click nobody will handle."""
+        await self._authorize()
+        team = str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or "")
+        if self._foreign(team, str(body.get("api_app_id") or "")):
+            log.warning("slack.foreign_click", team=team)
+            await ack()
+            return
+        now = self._clock.now()
+        for click in clicks(body):
+            msg = click.inbound(now, agents_channel=self.config.escalation_channel)
+            accepted = await self._intake.accept(msg, click.keys())
+            log.info("slack.click", action=click.kind.value, message_id=msg.message_id, duplicate=not accepted)
         await ack()
-        self._spawn(self.interactions.handle(body))
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # --- reports ---
 
@@ -229,11 +257,16 @@ class SlackChannel:
     ) -> None:
         """Post the weekly report (blocks) and its chart (files.getUploadURLExternal + completeUploadExternal).
 
-        Raises `DeliveryError` when Slack refuses or cannot be reached, so the job can retry.
+        Its text holds customer words (knowledge-gap labels and examples), so every text object goes through the
+        one escaping rule (`slack_text`). Raises `DeliveryError` when Slack refuses or cannot be reached, so the
+        job can retry.
         """
         try:
             await self.client.chat_postMessage(
-                channel=channel, text=fallback(text), blocks=blocks or None, unfurl_links=False
+                channel=channel,
+                text=fallback(slack_text(text)),
+                blocks=safe_blocks(blocks) or None,
+                unfurl_links=False,
             )
             if png is not None:
                 await self.client.files_upload_v2(channel=channel, file=png, filename=filename, title=filename)
@@ -243,6 +276,17 @@ class SlackChannel:
             raise error from exc
 
 
-def build_slack_channel(services: Services) -> SlackChannel:
-    """The Slack channel for these services (Socket Mode when SLACK_APP_TOKEN is set, else HTTP events)."""
-    return SlackChannel(services)
+def build_slack_channel(
+    config: SlackConfig,
+    *,
+    intake: Intake,
+    senders: SenderRegistry,
+    threads: Threads,
+    clock: Clock,
+    client: AsyncWebClient | None = None,
+    retry: RetryPolicy | None = None,
+) -> SlackChannel:
+    """The Slack channel (Socket Mode when `config.app_token` is set, else HTTP events)."""
+    return SlackChannel(
+        config, intake=intake, senders=senders, threads=threads, clock=clock, client=client, retry=retry
+    )

@@ -22,7 +22,7 @@ from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryInterv
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import DeliveryError, PermanentDeliveryError
-from bot.settings import Settings, secret
+from channels.slack.config import SlackConfig
 
 # Errors that mean "this message can never be delivered as it is"; everything else is worth another try.
 PERMANENT_ERRORS = frozenset(
@@ -58,9 +58,9 @@ class RetryPolicy:
     timeout_seconds: int = 30
 
 
-def build_web_client(settings: Settings, retry: RetryPolicy = RetryPolicy()) -> AsyncWebClient:
-    """An AsyncWebClient for SLACK_BOT_TOKEN at SLACK_API_URL with rate-limit and server-error retries."""
-    base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
+def build_web_client(config: SlackConfig, retry: RetryPolicy = RetryPolicy()) -> AsyncWebClient:
+    """An AsyncWebClient for the bot token at the configured API URL with rate-limit and server-error retries."""
+    base_url = config.api_url if config.api_url.endswith("/") else config.api_url + "/"
     handlers: list[AsyncRetryHandler] = [
         AsyncConnectionErrorRetryHandler(max_retry_count=1),
         AsyncRateLimitErrorRetryHandler(max_retry_count=retry.rate_limited),
@@ -70,7 +70,7 @@ def build_web_client(settings: Settings, retry: RetryPolicy = RetryPolicy()) -> 
         ),
     ]
     return AsyncWebClient(
-        token=secret(settings.slack_bot_token) or None,
+        token=config.bot_token or None,
         base_url=base_url,
         timeout=retry.timeout_seconds,
         retry_handlers=handlers,

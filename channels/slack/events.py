@@ -5,8 +5,8 @@ Two pure steps, so each rule is testable without a server:
   `SlackMessage`; edits, deletions, joins, hidden and unknown events become `Ignored`);
 - `decide()` applies the per-channel rules from settings, given the stored conversation of the thread (if any):
   DMs always; mentions; every top-level message in "top-level" channels; follow-ups in a thread the bot is part
-  of unless the channel wants mentions for those; a person other than the asker in an escalated thread (or an
-  agent) is a human on the case.
+  of unless the channel wants mentions for those; an agent (SLACK_AGENT_USERS, nobody when empty) other than the
+  asker writing in the thread is a human on the case, and the bot stays quiet.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.messages import Channel, InboundMessage, frozen_map
-from bot.settings import Settings
-from bot.store.conversations import ConversationState
+from bot.ports import ThreadView
+from channels.slack.config import SlackConfig
 
 # Message subtypes that carry something a person wrote; every other subtype (message_changed,
 # message_deleted, channel_join, channel_leave, ...) is ignored.
@@ -104,7 +104,7 @@ class SlackMessage:
 
 @dataclass(frozen=True, slots=True)
 class SlackPolicy:
-    """Per-channel answering rules, from SLACK_* settings."""
+    """Per-channel answering rules, from the channel's config."""
 
     allowed_channels: frozenset[str] = frozenset()  # empty: every channel the bot is in
     top_level_channels: frozenset[str] = frozenset()
@@ -113,13 +113,13 @@ class SlackPolicy:
     agent_users: frozenset[str] = frozenset()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SlackPolicy:
+    def from_config(cls, config: SlackConfig) -> SlackPolicy:
         return cls(
-            frozenset(settings.slack_allowed_channels),
-            frozenset(settings.slack_top_level_channels),
-            frozenset(settings.slack_no_followup_channels),
-            frozenset(settings.slack_allowed_bots),
-            frozenset(settings.slack_agent_users),
+            config.allowed_channels,
+            config.top_level_channels,
+            config.no_followup_channels,
+            config.allowed_bots,
+            config.agent_users,
         )
 
 
@@ -166,7 +166,7 @@ def parse(body: Mapping[str, Any], bot_user_id: str, bot_id: str) -> SlackMessag
     )
 
 
-def decide(msg: SlackMessage, policy: SlackPolicy, thread: ConversationState | None) -> tuple[Verdict, str]:
+def decide(msg: SlackMessage, policy: SlackPolicy, thread: ThreadView | None) -> tuple[Verdict, str]:
     """What to do with `msg`; `thread` is the stored conversation of its thread (None: the bot is not in it)."""
     if msg.bot_id and msg.bot_id not in policy.allowed_bots:
         return Verdict.IGNORE, "bot message"
@@ -184,10 +184,8 @@ def decide(msg: SlackMessage, policy: SlackPolicy, thread: ConversationState | N
         return (Verdict.ANSWER, "mention") if msg.mentioned else (Verdict.IGNORE, "thread without the bot")
     if msg.mentioned:
         return Verdict.ANSWER, "mention"
-    someone_else = msg.sender != thread.requester
-    escalated = thread.escalated_at is not None or thread.human_on_case
-    if someone_else and (msg.sender in policy.agent_users or escalated):
-        return Verdict.HUMAN, "person on the case"
+    if msg.sender != thread.requester and msg.sender in policy.agent_users:
+        return Verdict.HUMAN, "person on the case"  # only an agent takes a thread from the bot
     if msg.channel in policy.no_followup_channels:
         return Verdict.IGNORE, "follow-ups need a mention here"
     return Verdict.ANSWER, "follow-up"

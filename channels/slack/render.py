@@ -7,15 +7,13 @@ a button value at most 2000, and the top-level `text` (the notification fallback
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
-from markdown_to_mrkdwn import SlackMarkdownConverter
-
-from bot.messages import Action, ActionKind, Citation, Reply, TicketRef
-from bot.ports import ActionPreview
+from bot.messages import Action, ActionKind, Citation, Reply
 from channels.slack import strings
+from channels.slack.escape import escape, slack_text
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -48,20 +46,6 @@ def action_kind(action_id_: str) -> ActionKind | None:
         return ActionKind(name)
     except ValueError:
         return None
-
-
-def escape(text: str) -> str:
-    """Escape Slack's control characters (&, <, >) in text that is not markup."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-_LINE_START_QUOTE = re.compile(r"^&gt;", re.MULTILINE)
-
-
-def to_mrkdwn(markdown: str) -> str:
-    """Markdown (what the answerers write) to Slack mrkdwn; stray <, >, & are escaped first, quotes kept."""
-    escaped = _LINE_START_QUOTE.sub(">", escape(markdown))
-    return str(SlackMarkdownConverter().convert(escaped))
 
 
 def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
@@ -137,9 +121,27 @@ def fallback(text: str) -> str:
     return text if len(text) <= FALLBACK_LIMIT else text[: FALLBACK_LIMIT - 1] + "…"
 
 
-def render_reply(reply: Reply) -> tuple[str, list[Block]]:
+def citation_hosts(citations: Sequence[Citation]) -> set[str]:
+    """Hosts of the sources an answer cites: the answer may link to them, as its sources do."""
+    hosts = set()
+    for citation in citations:
+        link = citation.url or (citation.source if citation.source.startswith(("http://", "https://")) else "")
+        host = urlsplit(link).hostname if link else None
+        if host:
+            hosts.add(host)
+    return hosts
+
+
+def reply_mrkdwn(reply: Reply, link_domains: Collection[str] = ()) -> str:
+    """The reply's text as safe mrkdwn: plain replies literally, answers from Markdown with allowed links only."""
+    if reply.plain:
+        return slack_text(reply.text)
+    return slack_text(reply.text, markdown=True, link_hosts={*link_domains, *citation_hosts(reply.citations)})
+
+
+def render_reply(reply: Reply, link_domains: Collection[str] = ()) -> tuple[str, list[Block]]:
     """(notification text, blocks) for one reply, never over Slack's limits."""
-    body = to_mrkdwn(reply.text)
+    body = reply_mrkdwn(reply, link_domains)
     text_blocks = [section(piece) for piece in split_text(body)]
     tail: list[Block] = []
     if reply.low_confidence:
@@ -153,29 +155,18 @@ def render_reply(reply: Reply) -> tuple[str, list[Block]]:
     return fallback(body), blocks[:MAX_BLOCKS]
 
 
-def preview_blocks(preview: ActionPreview) -> tuple[str, list[Block]]:
-    """The "create this ticket?" message with Confirm and Cancel buttons (value: the action token)."""
-    summary = split_text(to_mrkdwn(preview.summary), 2500)
-    lines = [
-        f"*{strings.PREVIEW_TITLE}*",
-        f"*{strings.PREVIEW_SUBJECT}:* {escape(preview.subject)}",
-        f"*{strings.PREVIEW_SUMMARY}:*\n{summary[0] if summary else ''}",
-    ]
-    blocks = [section("\n".join(lines))]
-    blocks += actions_block(
-        [
-            Action(ActionKind.CONFIRM, strings.CONFIRM, preview.token),
-            Action(ActionKind.CANCEL, strings.CANCEL, preview.token),
-        ]
-    )
-    return fallback(f"{strings.PREVIEW_TITLE} {preview.subject}"), blocks
+def safe_blocks(blocks: Sequence[Block]) -> list[Block]:
+    """Blocks built elsewhere (the report, the gap backlog) with every text object passed through `slack_text`:
+    their labels and examples are customer words. Our own layout (*bold*, line-start quotes) survives."""
+    return [_safe(block) for block in blocks]
 
 
-def ticket_link(ticket: TicketRef) -> str:
-    reference = escape(ticket.reference)
-    return f"<{ticket.url}|{reference}>" if ticket.url else reference
-
-
-def notice_blocks(text: str) -> tuple[str, list[Block]]:
-    """A one-section message (ticket created, cancelled, ...)."""
-    return fallback(text), [section(text)]
+def _safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get("type") in ("mrkdwn", "plain_text") and isinstance(value.get("text"), str):
+            text = value["text"]
+            return {**value, "text": slack_text(text, quotes=True) if value["type"] == "mrkdwn" else text}
+        return {key: _safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_safe(item) for item in value]
+    return value

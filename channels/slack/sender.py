@@ -2,7 +2,8 @@
 
 `SlackSender` is the outbox's `ReplySender` for Slack: it renders a `Reply` as blocks, posts it in the thread its
 conversation key names (`"C123:1700000000.000100"`; a key without a thread part, like the agents' channel
-`"C_ESCALATION"`, is posted top-level), and then clears the working reaction on the asker's message. A failed
+`"C_ESCALATION"`, is posted top-level) or, when the reply says so, shows it to one person or writes it over an
+earlier message, and then clears the working reaction on the asker's message. A failed
 post raises `DeliveryError` (the outbox retries) or `PermanentDeliveryError` (dead-lettered; the reaction is
 cleared too, since no answer will come).
 """
@@ -10,6 +11,7 @@ cleared too, since no answer will come).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 
 import structlog
 from slack_sdk.errors import SlackApiError
@@ -90,24 +92,18 @@ def split_key(conversation_key: str) -> tuple[str, str]:
 
 
 class SlackSender:
-    """Delivers replies to Slack (implements `bot.ports.ReplySender`)."""
+    """Delivers replies to Slack (implements `bot.ports.ReplySender`): posted in the conversation's thread, or
+    shown to one person (`visible_to`: `chat.postEphemeral`), or written over an earlier message of ours
+    (`replaces`: `chat.update`). `link_domains` are the help-centre hosts answers may link to."""
 
-    def __init__(self, client: AsyncWebClient, signal: WorkingSignal) -> None:
+    def __init__(self, client: AsyncWebClient, signal: WorkingSignal, link_domains: Collection[str] = ()) -> None:
         self._client = client
         self._signal = signal
+        self._link_domains = frozenset(link_domains)
 
     async def send(self, reply: Reply) -> str:
-        channel, thread_ts = split_key(reply.conversation_key)
-        text, blocks = render_reply(reply)
         try:
-            response = await self._client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread_ts or None,
-                text=text,
-                blocks=blocks,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
+            ref = await self._deliver(reply)
         except (SlackApiError, *TRANSPORT_ERRORS) as exc:
             error = delivery_error(exc)
             log.warning("slack.post_failed", message_id=reply.in_reply_to, error=str(error))
@@ -115,6 +111,27 @@ class SlackSender:
                 await self._clear(reply)
             raise error from exc
         await self._clear(reply)
+        return ref
+
+    async def _deliver(self, reply: Reply) -> str:
+        channel, thread_ts = split_key(reply.conversation_key)
+        text, blocks = render_reply(reply, self._link_domains)
+        if reply.visible_to:
+            response = await self._client.chat_postEphemeral(
+                channel=channel, user=reply.visible_to, thread_ts=thread_ts or None, text=text, blocks=blocks
+            )
+            return str(response.get("message_ts") or "")
+        if reply.replaces:
+            response = await self._client.chat_update(channel=channel, ts=reply.replaces, text=text, blocks=blocks)
+            return str(response.get("ts") or reply.replaces)
+        response = await self._client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts or None,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
         return str(response.get("ts") or "")
 
     async def _clear(self, reply: Reply) -> None:

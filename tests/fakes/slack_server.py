@@ -45,8 +45,10 @@ class Posted:
 
 
 class FakeSlack:
-    def __init__(self, *, bot_user_id: str = "UBOT", bot_id: str = "BBOT", team_id: str = "T0001") -> None:
-        self.bot_user_id, self.bot_id, self.team_id = bot_user_id, bot_id, team_id
+    def __init__(
+        self, *, bot_user_id: str = "UBOT", bot_id: str = "BBOT", team_id: str = "T0001", app_id: str = "A0001"
+    ) -> None:
+        self.bot_user_id, self.bot_id, self.team_id, self.app_id = bot_user_id, bot_id, team_id, app_id
         self.calls: list[Call] = []
         self.messages: list[Posted] = []
         self.ephemerals: list[dict[str, Any]] = []
@@ -189,6 +191,7 @@ class FakeSlack:
             "team_id": self.team_id,
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
+            "app_id": self.app_id,
             "is_enterprise_install": False,
         }
 

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from app.build import build_service
+from app.build import build_service, build_slack
 from app.http import Readiness, build_http_app
 from app.wiring import Wiring
 from bot.messages import Answer, Citation, Turn
@@ -128,6 +128,11 @@ class SlackHarness:
             await self.channel.drain()
 
 
+def channel_for(services: Wiring, retry: RetryPolicy = FAST_RETRY) -> SlackChannel:
+    """The Slack channel on the core's narrow ports, as the composition root builds it."""
+    return build_slack(services, retry=retry)
+
+
 @pytest.fixture
 async def fake_slack() -> AsyncIterator[FakeSlack]:
     fake = await FakeSlack().start()
@@ -160,7 +165,7 @@ class open_harness:
     async def __aenter__(self) -> SlackHarness:
         knowledge = TestKnowledge()
         services = await build_service(self.settings, knowledge=self.knowledge or knowledge, clock=self.clock)
-        self.channel = SlackChannel(services, retry=self.retry)
+        self.channel = channel_for(services, retry=self.retry)
         await self.channel.start()
         handler = self.channel.http_handler
         assert handler is not None

@@ -28,7 +28,7 @@ def test_markdown_becomes_mrkdwn_with_numbered_sources_and_buttons() -> None:
         ),
         low_confidence=True,
     )
-    text, blocks = render_reply(reply)
+    text, blocks = render_reply(reply, link_domains={"app.example.com"})
     body = blocks[0]["text"]["text"]
     assert body.startswith("*Reset*") and "<https://app.example.com/settings|Settings>" in body
     assert "a &lt; b &amp; c &gt; d" in body

@@ -62,6 +62,7 @@ async def test_every_fixture_has_the_expected_outcome(harness: SlackHarness) -> 
         elif expect in ("ignored", "deduplicated"):
             assert new_posts == [], name
             assert len(fake.ephemerals) == ephemerals_before, name
+            assert len(fake.updates) == updates_before, name
         elif expect == "human":
             assert new_posts == [], name
             state = await services.conversations.get(Channel.SLACK, f"C0GENERAL1:{T1}")
