@@ -17,7 +17,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from aiohttp import web
@@ -37,6 +37,9 @@ from bot.store.feedback import FeedbackStore
 from bot.store.leases import LeaseStore
 from bot.store.ledger import InboundLedger
 from bot.store.outbox import Outbox
+
+if TYPE_CHECKING:
+    from channels.email import EmailChannel, EmailConfig
 
 log = structlog.get_logger(__name__)
 
@@ -130,6 +133,58 @@ async def build_services(
     )
 
 
+def email_config(settings: Settings, **overrides: Any) -> EmailConfig:
+    """The email channel's config from settings (`overrides`: fields the settings do not carry yet)."""
+    from channels.email import EmailConfig
+
+    values: dict[str, Any] = {
+        "imap_host": settings.imap_host,
+        "imap_port": settings.imap_port,
+        "imap_user": settings.imap_user,
+        "imap_password": secret(settings.imap_password),
+        "imap_security": settings.imap_security,
+        "imap_folder": settings.imap_folder,
+        "imap_done_action": settings.imap_done_action,
+        "imap_done_folder": settings.imap_done_folder,
+        "imap_quarantine_folder": settings.imap_quarantine_folder,
+        "imap_idle": settings.imap_idle,
+        "imap_poll_seconds": settings.imap_poll_seconds,
+        "smtp_host": settings.smtp_host,
+        "smtp_port": settings.smtp_port,
+        "smtp_user": settings.smtp_user,
+        "smtp_password": secret(settings.smtp_password),
+        "smtp_security": settings.smtp_security,
+        "support_address": settings.support_address,
+        "bot_addresses": tuple(settings.email_bot_addresses),
+        "max_bytes": settings.email_max_bytes,
+    }
+    return EmailConfig(**{**values, **overrides})
+
+
+def build_email(services: Services, *, holder: str | None = None, **kwargs: Any) -> EmailChannel:
+    """The email channel on narrow ports (`kwargs`: TLS contexts, or `EmailConfig` overrides)."""
+    from bot.senders import SenderGuard, SenderLimits
+    from bot.store.mailboxes import MailboxStore
+    from bot.store.threads import ThreadStore
+    from channels.email import build_email_channel
+
+    tls = {k: kwargs.pop(k) for k in ("imap_tls", "smtp_tls") if k in kwargs}
+    limit = services.settings.email_replies_per_sender_per_hour
+    return build_email_channel(
+        email_config(services.settings, **kwargs),
+        intake=services.pipeline,
+        senders=services.dispatcher,
+        leases=services.leases,
+        positions=MailboxStore(services.db, services.clock),
+        threads=ThreadStore(services.db),
+        events=services.events,
+        sender_policy=SenderGuard(services.db, SenderLimits(per_sender=limit, per_recipient=limit)),
+        clock=services.clock,
+        holder=holder,
+        **tls,
+    )
+
+
 class Runnable(Protocol):
     name: str
 
@@ -161,12 +216,10 @@ class SupportApp:
             slack_handler = slack.http_handler
             self.channels.append(slack)
         if settings.email_enabled:
-            from channels.email import build_email_channel
-
             # Stable across restarts of this process (same host, same DATA_DIR), so a restart after a crash takes
             # the mailbox lease back at once instead of waiting for it to expire; other replicas still wait.
             holder = f"{socket.gethostname()}:{settings.data_dir.resolve()}"
-            self.channels.append(build_email_channel(services, holder=holder))
+            self.channels.append(build_email(services, holder=holder))
         self.scheduler = self._build_scheduler()
         for channel in self.channels:
             await channel.start()

@@ -53,9 +53,9 @@ async def _report_channels(settings: Settings) -> tuple[Any, Any, list[Any]]:
 
         publisher = build_slack_channel(services)
     if settings.email_enabled:
-        from channels.email import build_email_channel
+        from bot.app import build_email
 
-        mailer = build_email_channel(services)
+        mailer = build_email(services)
     return publisher, mailer, [services.db.dispose]
 
 
@@ -118,9 +118,9 @@ async def job_command(settings: Settings, name: str) -> int:
 
             channels.append(build_slack_channel(services))
         if settings.email_enabled:
-            from channels.email import build_email_channel
+            from bot.app import build_email
 
-            channels.append(build_email_channel(services))
+            channels.append(build_email(services))
         jobs = job_table(settings, app_jobs(services, channels))
         result = await run_job(services.db, services.clock, jobs, name)
     finally:

@@ -17,7 +17,7 @@ import structlog
 
 from bot.errors import DeliveryError, PermanentDeliveryError
 from bot.messages import Reply
-from bot.settings import Settings, secret
+from channels.email.config import EmailConfig
 from channels.email.render import build_reply, domain_of
 
 log = structlog.get_logger(__name__)
@@ -26,26 +26,28 @@ log = structlog.get_logger(__name__)
 class EmailSender:
     """Sends replies and reports through the configured SMTP server."""
 
-    def __init__(self, settings: Settings, *, tls_context: ssl.SSLContext | None = None, timeout: float = 30.0) -> None:
-        self._settings = settings
+    def __init__(
+        self, config: EmailConfig, *, tls_context: ssl.SSLContext | None = None, timeout: float = 30.0
+    ) -> None:
+        self._config = config
         self._tls_context = tls_context
         self._timeout = timeout
 
     async def send(self, reply: Reply) -> str:
         if not (reply.metadata.get("reply_to") or reply.recipient):
             raise PermanentDeliveryError("reply has no recipient")
-        msg = build_reply(reply, self._settings.support_address)
+        msg = build_reply(reply, self._config.support_address)
         await self.deliver(msg)
         return str(msg["Message-ID"])
 
     async def send_report(self, to: Sequence[str], subject: str, text: str, html: str, png: bytes | None) -> None:
         """The weekly report: text and HTML, the chart attached as report.png."""
         msg = EmailMessage()
-        msg["From"] = self._settings.support_address
+        msg["From"] = self._config.support_address
         msg["To"] = ", ".join(to)
         msg["Subject"] = subject
         msg["Date"] = formatdate(usegmt=True)
-        msg["Message-ID"] = make_msgid("report", domain=domain_of(self._settings.support_address))
+        msg["Message-ID"] = make_msgid("report", domain=domain_of(self._config.support_address))
         msg["Auto-Submitted"] = "auto-generated"
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")
@@ -54,14 +56,14 @@ class EmailSender:
         await self.deliver(msg)
 
     async def deliver(self, msg: EmailMessage) -> None:
-        s = self._settings
+        s = self._config
         try:
             await aiosmtplib.send(
                 msg,
                 hostname=s.smtp_host,
                 port=s.smtp_port,
                 username=s.smtp_user or None,
-                password=secret(s.smtp_password) or None,
+                password=s.smtp_password or None,
                 use_tls=s.smtp_security == "ssl",
                 start_tls=s.smtp_security == "starttls",
                 tls_context=self._tls_context,
