@@ -63,7 +63,7 @@ class EmailChannel:
         self._holder = holder or default_holder()
         self._mailbox = AsyncMailbox(ImapConnection(config, imap_tls))
         self._idle = AsyncMailbox(ImapConnection(config, imap_tls))
-        self._parser = ProcessWorker()
+        self._parser = ProcessWorker(preload=("channels.email.parsing",))
         self._poller = MailboxPoller(config, ports, self._mailbox, self._parser, holder=self._holder)
         self.sender = EmailSender(config, tls_context=smtp_tls)
         self._task: asyncio.Task[None] | None = None

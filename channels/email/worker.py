@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import multiprocessing
 import resource
 from collections.abc import Callable
@@ -32,10 +33,13 @@ class WorkerCrashed(Exception):
     """The worker died during the call (killed, out of memory); it is replaced on the next call."""
 
 
-def _serve(conn: Connection, memory_bytes: int) -> None:
+def _serve(conn: Connection, memory_bytes: int, preload: tuple[str, ...]) -> None:
+    for module in preload:  # import before saying ready, so no call's timeout pays for imports
+        importlib.import_module(module)
     if memory_bytes:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    conn.send("ready")
     while True:
         try:
             job = conn.recv()
@@ -55,10 +59,18 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
 
 
 class ProcessWorker:
-    """One worker process; `call(fn, arg, timeout)` runs `fn(arg)` there (`fn` must be importable by name)."""
+    """One worker process; `call(fn, arg, deadline)` runs `fn(arg)` there (`fn` must be importable by name).
 
-    def __init__(self, *, memory_bytes: int = 2 * 1024**3) -> None:
+    `preload` names modules the worker imports before it counts as started; `memory_bytes` caps its address
+    space, so a memory bomb kills the worker, not the service.
+    """
+
+    def __init__(
+        self, *, preload: tuple[str, ...] = (), memory_bytes: int = 2 * 1024**3, start_seconds: float = 120.0
+    ) -> None:
+        self._preload = preload
         self._memory_bytes = memory_bytes
+        self._start_seconds = start_seconds
         self._context = multiprocessing.get_context("spawn")
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
@@ -88,11 +100,18 @@ class ProcessWorker:
             self._kill()
             parent, child = self._context.Pipe()
             process = self._context.Process(
-                target=_serve, args=(child, self._memory_bytes), name="email-parser", daemon=True
+                target=_serve, args=(child, self._memory_bytes, self._preload), name="email-parser", daemon=True
             )
             process.start()
             child.close()
             self._process, self._conn = process, parent
+            try:
+                ready = parent.poll(self._start_seconds) and parent.recv() == "ready"
+            except (EOFError, OSError):
+                ready = False
+            if not ready:
+                self._kill()
+                raise WorkerCrashed("the worker did not start")
         return self._conn
 
     def _call(self, fn: Callable[[A], T], arg: A, timeout: float) -> T:
