@@ -15,6 +15,7 @@ from email.utils import formatdate
 
 from bot.messages import ActionKind, Citation, Reply
 from channels.email import strings
+from channels.email.parsing import aligned
 
 _RE_PREFIX = re.compile(r"^\s*((re|aw|sv|antw|ref|rif|vs)(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
@@ -87,12 +88,19 @@ def render_html(reply: Reply) -> str:
     return "<!doctype html><html><body>" + "".join(paragraphs) + "</body></html>"
 
 
+def reply_address(reply: Reply) -> str:
+    """Where `reply` goes: the sender, or the Reply-To of the message it answers when that is aligned with the
+    sender (same address or organisation). Never a third party a stranger named in Reply-To."""
+    reply_to = reply.metadata.get("reply_to", "")
+    return reply_to if reply_to and aligned(reply_to, reply.recipient) else reply.recipient
+
+
 def build_reply(reply: Reply, support_address: str) -> EmailMessage:
-    """The email for `reply`, addressed to the Reply-To of the message it answers (or its sender)."""
+    """The email for `reply`, addressed to `reply_address(reply)`."""
     md = reply.metadata
     msg = EmailMessage()
     msg["From"] = support_address
-    msg["To"] = md.get("reply_to") or reply.recipient
+    msg["To"] = reply_address(reply)
     msg["Subject"] = reply_subject(reply.subject)
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["Message-ID"] = reply_message_id(reply, support_address)

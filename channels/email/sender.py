@@ -18,7 +18,7 @@ import structlog
 from bot.errors import DeliveryError, PermanentDeliveryError
 from bot.messages import Reply
 from channels.email.config import EmailConfig
-from channels.email.render import build_reply, domain_of
+from channels.email.render import build_reply, domain_of, reply_address
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +34,7 @@ class EmailSender:
         self._timeout = timeout
 
     async def send(self, reply: Reply) -> str:
-        if not (reply.metadata.get("reply_to") or reply.recipient):
+        if not reply_address(reply):
             raise PermanentDeliveryError("reply has no recipient")
         msg = build_reply(reply, self._config.support_address)
         await self.deliver(msg)
