@@ -174,6 +174,7 @@ def build_email(services: Services, *, holder: str | None = None, **kwargs: Any)
         email_config(services.settings, **kwargs),
         intake=services.pipeline,
         senders=services.dispatcher,
+        delivery_refs=services.outbox,
         leases=services.leases,
         positions=MailboxStore(services.db, services.clock),
         threads=ThreadStore(services.db),

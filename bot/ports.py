@@ -189,6 +189,17 @@ class ThreadIndex(Protocol):
     async def conversation_for(self, channel: Channel, thread_ids: Sequence[str], sender: str) -> str | None: ...
 
 
+class DeliveryRefs(Protocol):
+    """The reference a reply is delivered under, fixed before the first send (implemented by `Outbox`).
+
+    A channel that names its messages itself (an email Message-ID) reserves a random name here first: the first
+    reservation for an idempotency key wins and every later one gets it back, so a resend after a crash carries
+    the same name, and the name is unguessable because it is derived from nothing the sender knows.
+    """
+
+    async def reserve_ref(self, idempotency_key: str, candidate: str) -> str: ...
+
+
 SenderHold = Literal["loop", "throttled"]
 
 

@@ -22,6 +22,7 @@ from bot.messages import Channel
 from bot.ports import (
     ChannelEvents,
     Clock,
+    DeliveryRefs,
     Intake,
     Leases,
     MailboxPositions,
@@ -52,6 +53,7 @@ class EmailChannel:
         config: EmailConfig,
         ports: PollerPorts,
         senders: SenderRegistry,
+        refs: DeliveryRefs,
         *,
         holder: str | None = None,
         imap_tls: ssl.SSLContext | None = None,
@@ -65,7 +67,7 @@ class EmailChannel:
         self._idle = AsyncMailbox(ImapConnection(config, imap_tls))
         self._parser = ProcessWorker(preload=("channels.email.parsing",))
         self._poller = MailboxPoller(config, ports, self._mailbox, self._parser, holder=self._holder)
-        self.sender = EmailSender(config, tls_context=smtp_tls)
+        self.sender = EmailSender(config, refs, tls_context=smtp_tls)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._poll_lock = asyncio.Lock()
@@ -145,6 +147,7 @@ def build_email_channel(
     *,
     intake: Intake,
     senders: SenderRegistry,
+    delivery_refs: DeliveryRefs,
     leases: Leases,
     positions: MailboxPositions,
     threads: ThreadIndex,
@@ -165,4 +168,4 @@ def build_email_channel(
         sender_policy=sender_policy,
         clock=clock,
     )
-    return EmailChannel(config, ports, senders, holder=holder, imap_tls=imap_tls, smtp_tls=smtp_tls)
+    return EmailChannel(config, ports, senders, delivery_refs, holder=holder, imap_tls=imap_tls, smtp_tls=smtp_tls)

@@ -1,7 +1,8 @@
 """SMTP delivery with aiosmtplib: STARTTLS or implicit TLS per `SMTP_SECURITY` (plaintext only with "none").
 
-`EmailSender.send(reply)` is the outbox's `ReplySender`: it renders the reply and returns its Message-ID (the
-outbox stores it as the delivery reference, which is how a customer's answer to it finds its thread). A 5xx
+`EmailSender.send(reply)` is the outbox's `ReplySender`: it reserves the reply's random Message-ID on its outbox
+row (`DeliveryRefs`: the first reservation wins, so a resend after a crash reuses it), renders the reply and
+returns that id (the outbox keeps it as the delivery reference, which is how an answer to it finds its thread). A 5xx
 from the server is permanent (dead letter); connection problems and 4xx are retried by the outbox.
 """
 
@@ -17,8 +18,9 @@ import structlog
 
 from bot.errors import DeliveryError, PermanentDeliveryError
 from bot.messages import Reply
+from bot.ports import DeliveryRefs
 from channels.email.config import EmailConfig
-from channels.email.render import build_reply, domain_of, reply_address
+from channels.email.render import build_reply, domain_of, reply_address, reply_message_id
 
 log = structlog.get_logger(__name__)
 
@@ -27,16 +29,24 @@ class EmailSender:
     """Sends replies and reports through the configured SMTP server."""
 
     def __init__(
-        self, config: EmailConfig, *, tls_context: ssl.SSLContext | None = None, timeout: float = 30.0
+        self,
+        config: EmailConfig,
+        refs: DeliveryRefs,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        timeout: float = 30.0,
     ) -> None:
         self._config = config
+        self._refs = refs
         self._tls_context = tls_context
         self._timeout = timeout
 
     async def send(self, reply: Reply) -> str:
         if not reply_address(reply):
             raise PermanentDeliveryError("reply has no recipient")
-        msg = build_reply(reply, self._config.support_address)
+        support = self._config.support_address
+        message_id = await self._refs.reserve_ref(reply.idempotency_key, reply_message_id(reply, support))
+        msg = build_reply(reply, support, message_id)
         await self.deliver(msg)
         return str(msg["Message-ID"])
 

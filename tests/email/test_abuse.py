@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bot.app import build_email
-from bot.messages import Channel
+from bot.app import build_email, build_services
+from bot.messages import Channel, Outcome, Reply
 from bot.services import Services
+from bot.settings import Settings
 from channels.email import EmailChannel
+from tests.doubles import ScriptedKnowledge
 from tests.email.conftest import SUPPORT, SmtpServer, customer_email
 from tests.email.dovecot import DovecotServer
 
@@ -79,3 +81,84 @@ async def test_a_line_break_hidden_in_the_display_name_gets_no_answer(
             assert imap.select_folder("Quarantine")[b"EXISTS"] == 1
     finally:
         await channel.stop()
+
+
+async def test_quoting_another_customers_message_id_starts_a_conversation_of_ones_own(
+    settings: Settings, smtp: SmtpServer, dovecot: DovecotServer
+) -> None:
+    knowledge = ScriptedKnowledge({"": ("Here is what our guide says [1].", 0.9)})
+    services = await build_services(settings, knowledge=knowledge, with_escalation=False)
+    channel = build_email(services)
+    services.dispatcher.register(Channel.EMAIL, channel.sender)
+    try:
+        dovecot.append(customer_email(1, body="My invoice 4711 for ACME GmbH is wrong, please fix my backups"))
+        await settle(services, channel)
+        [answer] = smtp.handler.messages
+        ours = str(answer["Message-ID"])
+        assert "q1" not in ours  # our id is random, not derived from the customer's
+
+        # Mallory knows (or guesses) the customer's Message-ID, and even saw our answer's id.
+        dovecot.append(
+            [
+                raw_mail(2, "mallory@evil.example", "In-Reply-To: <q1@example.org>", "References: <q1@example.org>"),
+                raw_mail(3, "mallory@evil.example", f"In-Reply-To: {ours}", f"References: <q1@example.org> {ours}"),
+            ]
+        )
+        await settle(services, channel)
+        assert len(await services.conversations.history(Channel.EMAIL, "<q1@example.org>")) == 2  # untouched
+        assert len(await services.conversations.history(Channel.EMAIL, "<a2@example.org>")) == 2
+        assert len(await services.conversations.history(Channel.EMAIL, "<a3@example.org>")) == 2
+        histories = [history for question, history in knowledge.asked if "restore" in question]
+        assert len(histories) == 2 and all(not any("4711" in t.text for t in h) for h in histories)
+
+        # The customer's own reply to our answer still joins their conversation.
+        dovecot.append(customer_email(4, sender="customer1@example.org", in_reply_to=ours))
+        await settle(services, channel)
+        assert len(await services.conversations.history(Channel.EMAIL, "<q1@example.org>")) == 4
+        assert any("4711" in t.text for t in knowledge.asked[-1][1])
+    finally:
+        await channel.stop()
+        await services.pipeline.drain()
+        await services.db.dispose()
+
+
+async def test_a_resend_reuses_the_reserved_random_message_id(services: Services, smtp: SmtpServer) -> None:
+    reply = Reply(
+        Channel.EMAIL, "<q1@example.org>", "<q1@example.org>", "Answer", Outcome.ANSWERED, "email:<q1>:0",
+        recipient="customer1@example.org", subject="Question 1",
+    )  # fmt: skip
+    await services.outbox.enqueue(reply)
+    channel = build_email(services)
+    first = await channel.sender.send(reply)
+    again = await channel.sender.send(reply)  # the process died before marking it sent, and sends it again
+    assert first == again and first.startswith("<reply-")
+    assert [str(m["Message-ID"]) for m in smtp.handler.messages] == [first, first]
+
+
+async def test_a_ticket_offer_is_confirmed_by_its_requesters_reply_and_not_by_a_strangers(
+    settings: Settings, smtp: SmtpServer, dovecot: DovecotServer
+) -> None:
+    services = await build_services(settings, knowledge=ScriptedKnowledge({}), with_escalation=True)
+    channel = build_email(services)
+    services.dispatcher.register(Channel.EMAIL, channel.sender)
+    try:
+        dovecot.append(customer_email(1, body="Can I get a refund after 60 days?"))
+        await settle(services, channel)
+        [offer] = smtp.handler.messages
+        offer_id = str(offer["Message-ID"])
+        assert offer_id.startswith("<offer-")
+
+        dovecot.append(raw_mail(2, "mallory@evil.example", f"In-Reply-To: {offer_id}", body="yes"))
+        await settle(services, channel)
+        assert services.escalation is not None
+        assert await services.escalation.list_tickets() == []  # type: ignore[attr-defined]
+
+        dovecot.append(customer_email(3, sender="customer1@example.org", in_reply_to=offer_id, body="Yes please"))
+        await settle(services, channel)
+        [ticket] = await services.escalation.list_tickets()  # type: ignore[attr-defined]
+        assert ticket.requester == "customer1@example.org"
+        assert "#1" in smtp.handler.messages[-1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    finally:
+        await channel.stop()
+        await services.pipeline.drain()
+        await services.db.dispose()

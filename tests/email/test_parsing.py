@@ -122,8 +122,10 @@ def test_reply_keeps_the_thread_and_marks_itself_automatic() -> None:
     assert 'href="https://help.acme.test/backups"' in html.get_content()
 
 
-def test_message_id_is_deterministic_and_offer_id_is_the_token() -> None:
-    assert reply_message_id(_reply(), "support@acme.test") == reply_message_id(_reply(), "support@acme.test")
+def test_reply_ids_are_random_and_the_offer_id_is_the_token() -> None:
+    first, second = reply_message_id(_reply(), "support@acme.test"), reply_message_id(_reply(), "support@acme.test")
+    assert first != second and "q1" not in first  # nothing in it derives from the customer's Message-ID
+    assert first.startswith("<reply-") and first.endswith("@acme.test>")
     offer = _reply(actions=(Action(ActionKind.OFFER_TICKET, "Create a ticket", "tok123"),))
     email = build_reply(offer, "support@acme.test")
     assert email["Message-ID"] == "<offer-tok123@acme.test>"
