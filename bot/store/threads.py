@@ -68,10 +68,10 @@ class ThreadStore:
             )
             if any(r.strip().casefold() == who for r in requester.scalars()):
                 return True
-            payloads = await session.execute(
-                select(InboundRow.payload)
+            senders = await session.execute(
+                select(InboundRow.payload["sender"].as_string())
                 .where(InboundRow.channel == channel.value, InboundRow.conversation_key == conversation_key)
                 .order_by(InboundRow.id)
                 .limit(MAX_PARTICIPANT_ROWS)
             )
-            return any(str(p.get("sender", "")).strip().casefold() == who for p in payloads.scalars())
+            return any((s or "").strip().casefold() == who for s in senders.scalars())

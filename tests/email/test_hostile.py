@@ -194,3 +194,18 @@ async def test_an_exception_in_the_worker_reaches_the_caller() -> None:
         assert worker.restarts == 0
     finally:
         await worker.close()
+
+
+async def test_fetches_are_capped_in_bytes_and_every_mail_is_still_read(
+    services: Services, smtp: SmtpServer, dovecot: DovecotServer
+) -> None:
+    dovecot.append([customer_email(n) for n in range(1, 5)])
+    channel = build_email(services, fetch_batch_bytes=1)  # every fetch takes one message (at least one)
+    services.dispatcher.register(Channel.EMAIL, channel.sender)
+    try:
+        assert await settle(services, channel) == 4
+        assert Counter(str(m["In-Reply-To"]) for m in smtp.handler.messages) == Counter(
+            {f"<q{n}@example.org>": 1 for n in range(1, 5)}
+        )
+    finally:
+        await channel.stop()
