@@ -142,8 +142,8 @@ class MailboxPoller:
         uid_key = f"email:uid:{self.name}:{uidvalidity}:{uid}"
         if await intake.seen(uid_key):
             return HandleResult(uid)
-        if raw is None:
-            return await self._quarantine(uid, f"{size} bytes, larger than {self._config.max_bytes}")
+        if raw is None:  # too large to fetch, or the server sent no body: an operator looks at it
+            return await self._quarantine(uid, f"no body read ({size} bytes; the limit is {self._config.max_bytes})")
         mail = await self._parse(uid, raw, uidvalidity)
         if isinstance(mail, str):
             return await self._quarantine(uid, mail)
