@@ -23,7 +23,7 @@ from bot.delivery import OutboxDispatcher
 from bot.inquiries import InquiryPipeline
 from bot.logging import configure_logging
 from bot.ports import Clock, Embedder, KnowledgeEngine, KnowledgeIndex, SystemClock
-from bot.services import Services
+from bot.senders import SenderGuard, SenderLimits
 from bot.settings import Settings, secret
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
@@ -31,8 +31,10 @@ from bot.store.events import EventLog
 from bot.store.feedback import FeedbackStore
 from bot.store.leases import LeaseStore
 from bot.store.ledger import InboundLedger
+from bot.store.mailboxes import MailboxStore
 from bot.store.outbox import Outbox
-from channels.email import EmailChannel, build_email_channel
+from bot.store.threads import ThreadStore
+from channels.email import EmailChannel, EmailConfig, build_email_channel
 from channels.slack import SlackChannel, SlackConfig, build_slack_channel
 from escalation import EscalationConfig, EscalationService, TicketBackendConfig, build_escalation
 from knowledge import KnowledgeService, build_knowledge
@@ -164,26 +166,6 @@ def mailbox_holder(settings: Settings) -> str:
     return f"{socket.gethostname()}:{settings.data_dir.resolve()}"
 
 
-def _services(w: Wiring) -> Services:
-    """TEMPORARY (#11): the bag the channel adapters still take; goes when they take narrow ports."""
-    return Services(
-        settings=w.settings,
-        clock=w.clock,
-        db=w.db,
-        ledger=w.ledger,
-        outbox=w.outbox,
-        conversations=w.conversations,
-        feedback=w.feedback,
-        events=w.events,
-        leases=w.leases,
-        knowledge=w.knowledge,
-        escalation=w.escalation,
-        service=w.service,
-        pipeline=w.pipeline,
-        dispatcher=w.dispatcher,
-    )
-
-
 def slack_config(settings: Settings) -> SlackConfig:
     """The Slack channel's frozen config from the settings (SLACK_*)."""
     return SlackConfig(
@@ -215,9 +197,59 @@ def build_slack(w: Wiring, **options: Any) -> SlackChannel:
     )
 
 
+def email_config(settings: Settings, **overrides: Any) -> EmailConfig:
+    """The email channel's frozen config from the settings (`overrides`: a test's timeouts or limits)."""
+    values: dict[str, Any] = {
+        "imap_host": settings.imap_host,
+        "imap_port": settings.imap_port,
+        "imap_user": settings.imap_user,
+        "imap_password": secret(settings.imap_password),
+        "imap_security": settings.imap_security,
+        "imap_folder": settings.imap_folder,
+        "imap_done_action": settings.imap_done_action,
+        "imap_done_folder": settings.imap_done_folder,
+        "imap_quarantine_folder": settings.imap_quarantine_folder,
+        "imap_idle": settings.imap_idle,
+        "imap_poll_seconds": settings.imap_poll_seconds,
+        "smtp_host": settings.smtp_host,
+        "smtp_port": settings.smtp_port,
+        "smtp_user": settings.smtp_user,
+        "smtp_password": secret(settings.smtp_password),
+        "smtp_security": settings.smtp_security,
+        "support_address": settings.support_address,
+        "bot_addresses": tuple(settings.email_bot_addresses),
+        "max_bytes": settings.email_max_bytes,
+        "fetch_batch_bytes": settings.email_fetch_batch_bytes,
+        "parse_timeout_seconds": settings.email_parse_timeout_seconds,
+    }
+    return EmailConfig(**{**values, **overrides})
+
+
+def sender_limits(settings: Settings) -> SenderLimits:
+    return SenderLimits(
+        per_sender=settings.email_replies_per_sender_per_hour,
+        per_recipient=settings.email_replies_per_recipient_per_hour,
+        global_limit=settings.email_replies_per_hour,
+    )
+
+
 def build_email(w: Wiring, *, holder: str | None = None, **options: Any) -> EmailChannel:
-    """The email channel (IMAP poller + SMTP sender)."""
-    return build_email_channel(_services(w), holder=holder, **options)
+    """The email channel on the core's narrow ports (`options`: TLS contexts, or `EmailConfig` overrides)."""
+    tls = {k: options.pop(k) for k in ("imap_tls", "smtp_tls") if k in options}
+    return build_email_channel(
+        email_config(w.settings, **options),
+        intake=w.pipeline,
+        senders=w.dispatcher,
+        delivery_refs=w.outbox,
+        leases=w.leases,
+        positions=MailboxStore(w.db, w.clock),
+        threads=ThreadStore(w.db),
+        events=w.events,
+        sender_policy=SenderGuard(w.db, sender_limits(w.settings)),
+        clock=w.clock,
+        holder=holder,
+        **tls,
+    )
 
 
 def build_channels(w: Wiring) -> tuple[SlackChannel | None, EmailChannel | None]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from bot.messages import Answer, Channel, InboundMessage, Reply, TicketRef, TicketRequest, Turn
 
@@ -192,3 +192,89 @@ class Threads(Protocol):
     async def record_human_message(
         self, channel: Channel, key: str, sender: str, text: str, message_id: str
     ) -> None: ...
+
+
+# --- narrow ports for channel adapters (the email channel receives these, never the service bag) -------------
+
+
+class Leases(Protocol):
+    """Named leases in the shared store (implemented by `bot.store.leases.LeaseStore`): one holder at a time."""
+
+    async def acquire(self, name: str, holder: str, ttl_seconds: float) -> bool: ...
+
+    async def release(self, name: str, holder: str) -> None: ...
+
+
+class ChannelEvents(Protocol):
+    """Where a channel notes what it did instead of answering (implemented by `bot.store.events.EventLog`)."""
+
+    async def record(
+        self, channel: Channel, kind: str, *, sender: str = "", message_id: str = "", detail: str = ""
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxPosition:
+    """How far a poller read a mailbox: its UIDVALIDITY and the last UID it settled."""
+
+    uidvalidity: int
+    last_uid: int
+
+
+class MailboxPositions(Protocol):
+    """Durable read positions per mailbox, plus a parse marker (implemented by `bot.store.mailboxes.MailboxStore`).
+
+    `begin_parse` is written before an expensive parse and returns how many times that message's parse has
+    begun; a count above one means an earlier attempt died (worker killed, process crashed) without settling it,
+    so the poller can quarantine instead of feeding the same mail to the parser forever.
+    """
+
+    async def get(self, mailbox: str) -> MailboxPosition | None: ...
+
+    async def set(self, mailbox: str, position: MailboxPosition) -> None: ...
+
+    async def begin_parse(self, mailbox: str, uidvalidity: int, uid: int) -> int: ...
+
+
+class ThreadIndex(Protocol):
+    """Which conversation a reply belongs to (implemented by `bot.store.threads.ThreadStore`).
+
+    `conversation_for` looks up message ids (inbound Message-IDs recorded under `message_key`, and the delivery
+    references of our own replies) and answers only for a conversation `sender` takes part in: a stranger who
+    quotes someone else's Message-ID starts a conversation of their own.
+    """
+
+    def message_key(self, message_id: str) -> str:
+        """The inbound-ledger key an adapter records a message id under, so `conversation_for` can find it."""
+        ...
+
+    async def conversation_for(self, channel: Channel, thread_ids: Sequence[str], sender: str) -> str | None: ...
+
+
+class DeliveryRefs(Protocol):
+    """The reference a reply is delivered under, fixed before the first send (implemented by `Outbox`).
+
+    A channel that names its messages itself (an email Message-ID) reserves a random name here first: the first
+    reservation for an idempotency key wins and every later one gets it back, so a resend after a crash carries
+    the same name, and the name is unguessable because it is derived from nothing the sender knows.
+    """
+
+    async def reserve_ref(self, idempotency_key: str, candidate: str) -> str: ...
+
+
+SenderHold = Literal["loop", "throttled"]
+
+
+class SenderPolicy(Protocol):
+    """Loop breaker and reply limits per sender, recipient and channel (implemented by `bot.senders.SenderGuard`).
+
+    `check` says whether a message from `sender` (answered at `recipient`, default the sender) may be answered
+    now: "loop" when the sender floods us, "throttled" past a reply limit, else None. `count` notes one message
+    (`kind` "answered" or the hold reason) so later checks see it.
+    """
+
+    async def check(
+        self, channel: Channel, sender: str, now: datetime, *, recipient: str = ""
+    ) -> SenderHold | None: ...
+
+    async def count(self, channel: Channel, sender: str, kind: str, now: datetime, *, recipient: str = "") -> None: ...

@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     email_bot_addresses: CommaList = []  # other addresses of ours, never answered
     email_max_bytes: int = Field(10_000_000, ge=1024)
     email_replies_per_sender_per_hour: int = Field(5, ge=1)
+    email_replies_per_recipient_per_hour: int = Field(5, ge=1)  # answers to one address (From or aligned Reply-To)
+    email_replies_per_hour: int = Field(500, ge=1)  # answers by email in all, per hour: a brake on abuse
+    email_fetch_batch_bytes: int = Field(20_000_000, ge=1024)  # message bytes per IMAP fetch (at least one message)
+    email_parse_timeout_seconds: float = Field(20.0, gt=0)  # a mail whose parse takes longer is quarantined
 
     # --- escalation ---
     ticket_backend: Literal["internal", "webhook", "zendesk", "jira"] = "internal"

@@ -103,6 +103,20 @@ class Outbox:
                 claimed.append(OutboxItem(row.id, reply_from_json(row.payload), row.attempts, row.created_at))
         return claimed
 
+    async def reserve_ref(self, idempotency_key: str, candidate: str) -> str:
+        """The delivery reference of the reply with `idempotency_key`: `candidate` if it had none yet, else the
+        one reserved before (`bot.ports.DeliveryRefs`). Without such a row, `candidate` (nothing to keep)."""
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.idempotency_key == idempotency_key, OutboxRow.delivery_ref == "")
+                .values(delivery_ref=candidate)
+            )
+            stored = await session.execute(
+                select(OutboxRow.delivery_ref).where(OutboxRow.idempotency_key == idempotency_key)
+            )
+            return stored.scalar_one_or_none() or candidate
+
     async def mark_sent(self, item_id: int, delivery_ref: str = "") -> None:
         async with self._db.transaction() as session:
             await session.execute(

@@ -271,3 +271,37 @@ class JobRunRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class SenderActivityRow(Base):
+    """One message a sender sent (kind: answered, loop, throttled), counted by the sender policy's windows.
+
+    `recipient` is where the answer went (the sender, or an aligned Reply-To), so per-recipient limits hold too.
+    """
+
+    __tablename__ = "sender_activity"
+    __table_args__ = (
+        Index("ix_sender_activity_sender", "channel", "sender", "created_at"),
+        Index("ix_sender_activity_recipient", "channel", "recipient", "created_at"),
+        Index("ix_sender_activity_kind", "channel", "kind", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    sender: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(String(320), default="")
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class MailboxParseRow(Base):
+    """The message a mailbox poller is parsing, written before the parse: if the parser dies on it, the next
+    poll sees the marker and quarantines the message instead of parsing it again and again."""
+
+    __tablename__ = "mailbox_parse"
+
+    mailbox: Mapped[str] = mapped_column(String(320), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(Integer, default=0)
+    uid: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime]

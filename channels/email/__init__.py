@@ -4,6 +4,7 @@ the inquiry pipeline, Reply -> email through the outbox."""
 
 from channels.email.channel import EmailChannel, build_email_channel
 from channels.email.classify import Classification, Verdict, classify
+from channels.email.config import EmailConfig
 from channels.email.parsing import ParsedEmail, UnparseableEmail, parse_email
 from channels.email.render import build_reply, offer_message_id, reply_message_id
 from channels.email.sender import EmailSender
@@ -12,6 +13,7 @@ from channels.email.trimming import trim_reply
 __all__ = [
     "Classification",
     "EmailChannel",
+    "EmailConfig",
     "EmailSender",
     "ParsedEmail",
     "UnparseableEmail",

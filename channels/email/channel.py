@@ -1,7 +1,7 @@
 """The email channel: the poller's loop (IMAP IDLE when the server has it, polling otherwise) and the sender.
 
-`start()` registers the SMTP sender with the outbox dispatcher and runs the loop: poll, then wait for mail
-(IDLE on a second connection, or sleep `IMAP_POLL_SECONDS`), and on any IMAP or network error drop the
+`start()` registers the SMTP sender with the outbox dispatcher (`SenderRegistry`) and runs the loop: poll, then
+wait for mail (IDLE on a second connection, or sleep `IMAP_POLL_SECONDS`), and on any IMAP or network error drop the
 connections and retry with exponential backoff (tenacity). Scheduled jobs and tests call `poll_once()`.
 """
 
@@ -19,10 +19,22 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from bot import metrics
 from bot.messages import Channel
-from bot.services import Services
+from bot.ports import (
+    ChannelEvents,
+    Clock,
+    DeliveryRefs,
+    Intake,
+    Leases,
+    MailboxPositions,
+    SenderPolicy,
+    SenderRegistry,
+    ThreadIndex,
+)
+from channels.email.config import EmailConfig
 from channels.email.mailbox import AsyncMailbox, ImapConnection
-from channels.email.poller import MailboxPoller
+from channels.email.poller import MailboxPoller, PollerPorts
 from channels.email.sender import EmailSender
+from channels.email.worker import ProcessWorker
 
 log = structlog.get_logger(__name__)
 
@@ -38,30 +50,35 @@ class EmailChannel:
 
     def __init__(
         self,
-        services: Services,
+        config: EmailConfig,
+        ports: PollerPorts,
+        senders: SenderRegistry,
+        refs: DeliveryRefs,
         *,
         holder: str | None = None,
-        lease_seconds: float = 60.0,
         imap_tls: ssl.SSLContext | None = None,
         smtp_tls: ssl.SSLContext | None = None,
     ) -> None:
-        self._services = services
+        self._config = config
+        self._leases = ports.leases
+        self._senders = senders
         self._holder = holder or default_holder()
-        self._mailbox = AsyncMailbox(ImapConnection(services.settings, imap_tls))
-        self._idle = AsyncMailbox(ImapConnection(services.settings, imap_tls))
-        self._poller = MailboxPoller(services, self._mailbox, holder=self._holder, lease_seconds=lease_seconds)
-        self.sender = EmailSender(services.settings, tls_context=smtp_tls)
+        self._mailbox = AsyncMailbox(ImapConnection(config, imap_tls))
+        self._idle = AsyncMailbox(ImapConnection(config, imap_tls))
+        self._parser = ProcessWorker(preload=("channels.email.parsing",))
+        self._poller = MailboxPoller(config, ports, self._mailbox, self._parser, holder=self._holder)
+        self.sender = EmailSender(config, refs, tls_context=smtp_tls)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._poll_lock = asyncio.Lock()
         self._last_ok = time.monotonic()
 
     async def start(self) -> None:
-        self._services.dispatcher.register(Channel.EMAIL, self.sender)
+        self._senders.register(Channel.EMAIL, self.sender)
         self._stopping = False
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="email-poller")
-        log.info("email.started", mailbox=self._poller.name, idle=self._services.settings.imap_idle)
+        log.info("email.started", mailbox=self._poller.name, idle=self._config.imap_idle)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -72,8 +89,9 @@ class EmailChannel:
             self._task = None
         await self._mailbox.close()
         await self._idle.close()
+        await self._parser.close()
         with contextlib.suppress(Exception):
-            await self._services.leases.release(self._poller.lease_name, self._holder)
+            await self._leases.release(self._poller.lease_name, self._holder)
 
     async def poll_once(self) -> int:
         """Read the mailbox once (if this replica holds its lease); returns how many emails were accepted."""
@@ -104,18 +122,18 @@ class EmailChannel:
                     await self._wait_for_mail()
 
     async def _wait_for_mail(self) -> None:
-        settings = self._services.settings
-        if settings.imap_idle:
+        config = self._config
+        if config.imap_idle:
             conn = self._idle.connection
             try:
-                await self._idle.call(conn.select, settings.imap_folder)
+                await self._idle.call(conn.select, config.imap_folder)
                 if await self._idle.call(conn.has_idle):
-                    await self._idle.call(conn.idle_wait, settings.imap_poll_seconds, lambda: self._stopping)
+                    await self._idle.call(conn.idle_wait, config.imap_poll_seconds, lambda: self._stopping)
                     return
             except Exception:
                 await self._idle.reset()
                 raise
-        await asyncio.sleep(settings.imap_poll_seconds)
+        await asyncio.sleep(config.imap_poll_seconds)
 
     async def _log_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -125,12 +143,29 @@ class EmailChannel:
 
 
 def build_email_channel(
-    services: Services,
+    config: EmailConfig,
     *,
+    intake: Intake,
+    senders: SenderRegistry,
+    delivery_refs: DeliveryRefs,
+    leases: Leases,
+    positions: MailboxPositions,
+    threads: ThreadIndex,
+    events: ChannelEvents,
+    sender_policy: SenderPolicy,
+    clock: Clock,
     holder: str | None = None,
-    lease_seconds: float = 60.0,
     imap_tls: ssl.SSLContext | None = None,
     smtp_tls: ssl.SSLContext | None = None,
 ) -> EmailChannel:
-    """The email channel for `services` (call only when `settings.email_enabled`)."""
-    return EmailChannel(services, holder=holder, lease_seconds=lease_seconds, imap_tls=imap_tls, smtp_tls=smtp_tls)
+    """The email channel on the core's narrow ports (the root calls this only when email is configured)."""
+    ports = PollerPorts(
+        intake=intake,
+        leases=leases,
+        positions=positions,
+        threads=threads,
+        events=events,
+        sender_policy=sender_policy,
+        clock=clock,
+    )
+    return EmailChannel(config, ports, senders, delivery_refs, holder=holder, imap_tls=imap_tls, smtp_tls=smtp_tls)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from imapclient import IMAPClient
 
-from bot.settings import Settings, secret
+from channels.email.config import EmailConfig
 
 T = TypeVar("T")
 SEEN = b"\\Seen"
@@ -36,8 +36,8 @@ class Fetched:
 class ImapConnection:
     """A logged-in connection with the folder selected; all methods block (run them via `AsyncMailbox`)."""
 
-    def __init__(self, settings: Settings, ssl_context: ssl.SSLContext | None = None, timeout: float = 30.0) -> None:
-        self._settings = settings
+    def __init__(self, config: EmailConfig, ssl_context: ssl.SSLContext | None = None, timeout: float = 30.0) -> None:
+        self._config = config
         self._ssl_context = ssl_context or ssl.create_default_context()
         self._timeout = timeout
         self._client: IMAPClient | None = None
@@ -49,7 +49,7 @@ class ImapConnection:
         return self._client
 
     def _connect(self) -> IMAPClient:
-        s = self._settings
+        s = self._config
         implicit = s.imap_security == "ssl"
         client = IMAPClient(
             s.imap_host, port=s.imap_port, ssl=implicit, ssl_context=self._ssl_context, timeout=self._timeout
@@ -57,7 +57,7 @@ class ImapConnection:
         try:
             if s.imap_security == "starttls":
                 client.starttls(self._ssl_context)
-            client.login(s.imap_user, secret(s.imap_password))
+            client.login(s.imap_user, s.imap_password)
         except Exception:
             _close_quietly(client)
             raise
@@ -76,26 +76,23 @@ class ImapConnection:
         found = self.client.search(["UID", f"{last_uid + 1}:*"])
         return sorted(int(u) for u in found if int(u) > last_uid)
 
-    def fetch(self, uids: Sequence[int], max_bytes: int) -> list[Fetched]:
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        """RFC822.SIZE of each message, so the poller can leave oversized ones unread and cap a batch in bytes."""
         if not uids:
-            return []
-        sizes = {
-            int(uid): int(data.get(b"RFC822.SIZE", 0)) for uid, data in self.client.fetch(uids, ["RFC822.SIZE"]).items()
-        }
-        small = [uid for uid, size in sizes.items() if size <= max_bytes]
+            return {}
+        found = self.client.fetch(uids, ["RFC822.SIZE"])
+        return {int(uid): int(data.get(b"RFC822.SIZE", 0)) for uid, data in found.items()}
+
+    def bodies(self, uids: Sequence[int]) -> dict[int, bytes]:
+        """The full bytes of each message (BODY.PEEK[]: reading never sets \\Seen)."""
+        if not uids:
+            return {}
         bodies: dict[int, bytes] = {}
-        if small:
-            for uid, data in self.client.fetch(small, ["BODY.PEEK[]"]).items():
-                raw = data.get(b"BODY[]")
-                if isinstance(raw, bytes):
-                    bodies[int(uid)] = raw
-        out = []
-        for uid in sorted(sizes):
-            if uid in bodies:
-                out.append(Fetched(uid, sizes[uid], bodies[uid]))
-            elif sizes[uid] > max_bytes:
-                out.append(Fetched(uid, sizes[uid], None))
-        return out
+        for uid, data in self.client.fetch(uids, ["BODY.PEEK[]"]).items():
+            raw = data.get(b"BODY[]")
+            if isinstance(raw, bytes):
+                bodies[int(uid)] = raw
+        return bodies
 
     def ensure_folder(self, folder: str) -> None:
         if not self.client.folder_exists(folder):

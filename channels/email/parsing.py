@@ -6,6 +6,13 @@ a raw-header fallback when a header is too malformed for the modern policy, HTML
 with html2text (it keeps blockquotes as "> " lines, which the reply trimmer understands; inscriptis drops them),
 attachments listed by name but never processed, and a cap on body size. A message that still cannot be read
 raises `UnparseableEmail`, and the poller quarantines it.
+
+Hostile input is bounded before the expensive steps (the poller runs this in a worker process with a timeout
+on top): the header section, the number of MIME parts, the number of addresses read from To/Cc, the HTML fed
+to html2text and the text fed to the trimmer. From and Reply-To are read as structured headers
+(`email.headerregistry`): exactly one address, no line breaks in the display name, or the message is refused;
+a Reply-To is kept only when it is aligned with From (same address or same organisational domain), so nobody
+can make us mail a third party.
 """
 
 from __future__ import annotations
@@ -17,15 +24,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email import policy
 from email.header import decode_header, make_header
+from email.headerregistry import Address
 from email.message import EmailMessage, Message
-from email.utils import getaddresses, parseaddr
+from email.utils import getaddresses
 
 import html2text
 
-from bot.messages import frozen_map
 from channels.email.trimming import trim_reply
 
 MAX_BODY_CHARS = 200_000
+MAX_HEADER_BYTES = 64 * 1024  # the whole header section; a 10,000-recipient To: is refused here
+MAX_PARTS = 200  # MIME parts (boundary lines); the stdlib parser is slow on tens of thousands
+MAX_BOUNDARIES = 20  # nested multiparts
+MAX_ADDRESSES = 100  # To/Cc addresses read (the rest is ignored)
+MAX_HTML_CHARS = 1_000_000  # HTML handed to html2text
+MAX_IDS = 50  # Message-IDs read from References
+MAX_ADDRESS_HEADER_CHARS = 2000  # a From/Reply-To longer than this is not one person's address
+_ANGLE_ADDR = re.compile(r"<([^<>\s@\"]+@[^<>\s@\"]+)>")
+_BOUNDARY = re.compile(rb'boundary\s*=\s*"?([^"\s;]{1,200})', re.IGNORECASE)
 # Headers the classifier reads (lower-case); kept decoded on the parsed value.
 HYGIENE_HEADERS = (
     "auto-submitted",
@@ -64,7 +80,7 @@ class ParsedEmail:
     visible: str  # the body without quoted replies and signature
     html_only: bool
     attachments: tuple[str, ...]
-    headers: Mapping[str, str] = field(default_factory=frozen_map)
+    headers: Mapping[str, str] = field(default_factory=dict)  # a plain dict: the value crosses a process boundary
 
     @property
     def thread_ids(self) -> tuple[str, ...]:
@@ -75,7 +91,9 @@ class ParsedEmail:
 
 
 def parse_email(raw: bytes) -> ParsedEmail:
-    """Parse one message; raises `UnparseableEmail` when it has no headers or no sender address."""
+    """Parse one message; raises `UnparseableEmail` when it has no headers, no single sender address, or is
+    larger than the caps allow in its headers or MIME structure."""
+    check_bounds(raw)
     try:
         msg = email.message_from_bytes(raw, policy=policy.default)
     except Exception as exc:  # the parser is lenient; this is truly broken input
@@ -83,10 +101,8 @@ def parse_email(raw: bytes) -> ParsedEmail:
     assert isinstance(msg, EmailMessage)
     if not msg.keys():
         raise UnparseableEmail("no headers")
-    sender_name, sender = parseaddr(header(msg, "from"))
-    sender = sender.strip().lower()
-    if "@" not in sender:
-        raise UnparseableEmail("no sender address")
+    sender_name, sender = sender_of(msg)
+    reply_to = _reply_to(msg, sender)
     body, html_only = _body(msg)
     ids = _msgids(header(msg, "message-id"))
     message_id, synthetic = (ids[0], False) if ids else (synthetic_message_id(raw), True)
@@ -95,17 +111,115 @@ def parse_email(raw: bytes) -> ParsedEmail:
         synthetic_id=synthetic,
         sender=sender,
         sender_name=sender_name,
-        reply_to=parseaddr(header(msg, "reply-to"))[1].strip().lower(),
-        to=tuple(addr.lower() for _, addr in getaddresses([header(msg, "to"), header(msg, "cc")]) if addr),
-        subject=" ".join(header(msg, "subject").split()),
+        reply_to=reply_to,
+        to=_recipients(msg),
+        subject=" ".join(header(msg, "subject").split())[:998],
         in_reply_to=next(iter(_msgids(header(msg, "in-reply-to"))), ""),
-        references=tuple(_msgids(header(msg, "references"))),
+        references=tuple(_msgids(header(msg, "references"))[-MAX_IDS:]),
         body=body,
         visible=trim_reply(body),
         html_only=html_only,
         attachments=_attachments(msg),
-        headers=frozen_map({name: header(msg, name) for name in HYGIENE_HEADERS if name in msg}),
+        headers={name: header(msg, name)[:1000] for name in HYGIENE_HEADERS if name in msg},
     )
+
+
+def check_bounds(raw: bytes) -> None:
+    """Refuse input the parser would spend seconds on: an oversized header section, too many MIME parts."""
+    end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
+    if end > MAX_HEADER_BYTES:
+        raise UnparseableEmail(f"header section larger than {MAX_HEADER_BYTES} bytes")
+    boundaries = set(_BOUNDARY.findall(raw))
+    if len(boundaries) > MAX_BOUNDARIES:
+        raise UnparseableEmail(f"more than {MAX_BOUNDARIES} nested multiparts")
+    parts = sum(raw.count(b"\n--" + b) for b in boundaries)
+    if parts > MAX_PARTS:
+        raise UnparseableEmail(f"more than {MAX_PARTS} MIME parts")
+
+
+def raw_header(msg: Message, name: str) -> list[str]:
+    """Every raw value of header `name`, unparsed (the modern policy parses on access)."""
+    return [str(v) for k, v in msg.raw_items() if k.lower() == name]
+
+
+def single_address(msg: Message, name: str) -> Address:
+    """The one mailbox in header `name` (From, Reply-To), read structurally; raises `UnparseableEmail` when the
+    header is missing, repeated, holds more or less than one address, or hides a line break in its display name
+    (an encoded `=?utf-8?q?x=0D=0ABcc:...?=` must not smuggle a second recipient)."""
+    values = raw_header(msg, name)
+    if len(values) != 1:
+        raise UnparseableEmail(f"{len(values)} {name} headers")
+    value = values[0]
+    if len(value) > MAX_ADDRESS_HEADER_CHARS:
+        raise UnparseableEmail(f"{name} header too long")
+    try:
+        parsed = policy.default.header_factory(name, value)
+        addresses: tuple[Address, ...] = tuple(getattr(parsed, "addresses", ()))
+    except Exception as exc:  # headerregistry refuses CR/LF in address parts with ValueError
+        raise UnparseableEmail(f"unreadable {name}: {type(exc).__name__}") from exc
+    if len(addresses) != 1:
+        raise UnparseableEmail(f"{name} holds {len(addresses)} addresses")
+    address = addresses[0]
+    if not address.domain:  # a broken quote swallowed the address: take the one <addr> if there is exactly one
+        angle = _ANGLE_ADDR.findall(value)
+        if len(angle) != 1:
+            raise UnparseableEmail(f"no usable {name} address")
+        address = Address(addr_spec=angle[0])
+    spec = address.addr_spec
+    if any(c in address.display_name for c in "\r\n") or any(c in spec for c in "\r\n\t <>,;"):
+        raise UnparseableEmail(f"{name} has a line break or separator in it")
+    if not address.username or not address.domain or "." not in address.domain:
+        raise UnparseableEmail(f"no usable {name} address")
+    return address
+
+
+def sender_of(msg: Message) -> tuple[str, str]:
+    """(display name, lower-case address) of From."""
+    address = single_address(msg, "from")
+    return " ".join(address.display_name.split())[:200], address.addr_spec.lower()
+
+
+def _reply_to(msg: Message, sender: str) -> str:
+    """Reply-To when it is one clean address aligned with From, else "" (we answer From)."""
+    if not raw_header(msg, "reply-to"):
+        return ""
+    try:
+        candidate = single_address(msg, "reply-to").addr_spec.lower()
+    except UnparseableEmail:
+        return ""
+    return candidate if aligned(candidate, sender) else ""
+
+
+_SECOND_LEVEL = frozenset({"co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go", "gv", "mil", "nom"})
+
+
+def organisational_domain(address: str) -> str:
+    """The registrable part of an address's domain: the last two labels, or three under a country's second
+    level (`mail.shop.co.uk` -> `shop.co.uk`). A short rule instead of the Public Suffix List: it only has to
+    keep strangers apart, and it errs on the side of "not aligned" for exotic suffixes."""
+    labels = address.rpartition("@")[2].strip().strip(".").casefold().split(".")
+    take = 3 if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL else 2
+    return ".".join(labels[-take:])
+
+
+def aligned(reply_to: str, sender: str) -> bool:
+    """True when `reply_to` is `sender` or shares its organisational domain (a colleague, a helpdesk alias)."""
+    a, b = reply_to.strip().casefold(), sender.strip().casefold()
+    if not a or not b:
+        return False
+    return a == b or organisational_domain(a) == organisational_domain(b)
+
+
+def _recipients(msg: Message) -> tuple[str, ...]:
+    """The first `MAX_ADDRESSES` addresses of To and Cc (read from the raw values, split before parsing)."""
+    pieces: list[str] = []
+    for value in [*raw_header(msg, "to"), *raw_header(msg, "cc")]:
+        pieces += value.split(",", MAX_ADDRESSES)[:MAX_ADDRESSES]
+    pieces = pieces[:MAX_ADDRESSES]
+    try:
+        return tuple(addr.lower() for _, addr in getaddresses(pieces) if addr)
+    except Exception:
+        return ()
 
 
 def synthetic_message_id(raw: bytes) -> str:
@@ -175,7 +289,7 @@ def _body(msg: EmailMessage) -> tuple[str, bool]:
     text = _part_text(plain).strip() if plain is not None else ""
     html_only = False
     if not text and html is not None:
-        text, html_only = html_to_text(_part_text(html)), True
+        text, html_only = html_to_text(_part_text(html)[:MAX_HTML_CHARS]), True
     if not text and not msg.is_multipart() and msg.get_content_maintype() == "text":
         text = _part_text(msg).strip()
     text = text.replace("\r\n", "\n").replace("\r", "\n")

@@ -1,20 +1,23 @@
-"""Reply -> email: threading headers, our own deterministic Message-ID, text and HTML parts, sources as links.
+"""Reply -> email: threading headers, our own unguessable Message-ID, text and HTML parts, sources as links.
 
-The Message-ID is derived from the reply's idempotency key, so a resend after a crash carries the same id and
-the customer's mail client shows one message. A reply that offers a ticket gets the unguessable id the
-escalation service expects (`<offer-{token}@{domain}>`): a customer's "yes" only counts as a reply to it.
+A reply's Message-ID is random (`reply_message_id`), never derived from the customer's Message-ID, so nobody
+can compute the id of an answer they did not receive and thread into that conversation. The sender reserves it
+on the reply's outbox row before sending (`DeliveryRefs`), so a resend after a crash carries the same id and the
+customer's mail client shows one message. A reply that offers a ticket gets the unguessable id the escalation
+service expects (`<offer-{token}@{domain}>`, the token is 192 random bits): a "yes" only counts as a reply to it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
+import secrets
 from email.message import EmailMessage
 from email.utils import formatdate
 
 from bot.messages import ActionKind, Citation, Reply
 from channels.email import strings
+from channels.email.parsing import aligned
 
 _RE_PREFIX = re.compile(r"^\s*((re|aw|sv|antw|ref|rif|vs)(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
@@ -29,12 +32,12 @@ def offer_message_id(token: str, support_address: str) -> str:
 
 
 def reply_message_id(reply: Reply, support_address: str) -> str:
-    """Our Message-ID for `reply`: the offer id when it offers a ticket, else a hash of its idempotency key."""
+    """A Message-ID for `reply`: the offer id when it offers a ticket, else a fresh random one (the sender keeps
+    the first one it reserved for the reply, so resends reuse it)."""
     offer = next((a for a in reply.actions if a.kind is ActionKind.OFFER_TICKET and a.value), None)
     if offer is not None:
         return offer_message_id(offer.value, support_address)
-    digest = hashlib.sha256(reply.idempotency_key.encode()).hexdigest()[:32]
-    return f"<reply-{digest}@{domain_of(support_address)}>"
+    return f"<reply-{secrets.token_urlsafe(24)}@{domain_of(support_address)}>"
 
 
 def reply_subject(subject: str) -> str:
@@ -87,15 +90,22 @@ def render_html(reply: Reply) -> str:
     return "<!doctype html><html><body>" + "".join(paragraphs) + "</body></html>"
 
 
-def build_reply(reply: Reply, support_address: str) -> EmailMessage:
-    """The email for `reply`, addressed to the Reply-To of the message it answers (or its sender)."""
+def reply_address(reply: Reply) -> str:
+    """Where `reply` goes: the sender, or the Reply-To of the message it answers when that is aligned with the
+    sender (same address or organisation). Never a third party a stranger named in Reply-To."""
+    reply_to = reply.metadata.get("reply_to", "")
+    return reply_to if reply_to and aligned(reply_to, reply.recipient) else reply.recipient
+
+
+def build_reply(reply: Reply, support_address: str, message_id: str = "") -> EmailMessage:
+    """The email for `reply` with `message_id` (default: a new one), addressed to `reply_address(reply)`."""
     md = reply.metadata
     msg = EmailMessage()
     msg["From"] = support_address
-    msg["To"] = md.get("reply_to") or reply.recipient
+    msg["To"] = reply_address(reply)
     msg["Subject"] = reply_subject(reply.subject)
     msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["Message-ID"] = reply_message_id(reply, support_address)
+    msg["Message-ID"] = message_id or reply_message_id(reply, support_address)
     parent = md.get("message_id_header", "")
     if parent:
         msg["In-Reply-To"] = parent

@@ -1,7 +1,8 @@
 """SMTP delivery with aiosmtplib: STARTTLS or implicit TLS per `SMTP_SECURITY` (plaintext only with "none").
 
-`EmailSender.send(reply)` is the outbox's `ReplySender`: it renders the reply and returns its Message-ID (the
-outbox stores it as the delivery reference, which is how a customer's answer to it finds its thread). A 5xx
+`EmailSender.send(reply)` is the outbox's `ReplySender`: it reserves the reply's random Message-ID on its outbox
+row (`DeliveryRefs`: the first reservation wins, so a resend after a crash reuses it), renders the reply and
+returns that id (the outbox keeps it as the delivery reference, which is how an answer to it finds its thread). A 5xx
 from the server is permanent (dead letter); connection problems and 4xx are retried by the outbox.
 """
 
@@ -17,8 +18,9 @@ import structlog
 
 from bot.errors import DeliveryError, PermanentDeliveryError
 from bot.messages import Reply
-from bot.settings import Settings, secret
-from channels.email.render import build_reply, domain_of
+from bot.ports import DeliveryRefs
+from channels.email.config import EmailConfig
+from channels.email.render import build_reply, domain_of, reply_address, reply_message_id
 
 log = structlog.get_logger(__name__)
 
@@ -26,26 +28,36 @@ log = structlog.get_logger(__name__)
 class EmailSender:
     """Sends replies and reports through the configured SMTP server."""
 
-    def __init__(self, settings: Settings, *, tls_context: ssl.SSLContext | None = None, timeout: float = 30.0) -> None:
-        self._settings = settings
+    def __init__(
+        self,
+        config: EmailConfig,
+        refs: DeliveryRefs,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._config = config
+        self._refs = refs
         self._tls_context = tls_context
         self._timeout = timeout
 
     async def send(self, reply: Reply) -> str:
-        if not (reply.metadata.get("reply_to") or reply.recipient):
+        if not reply_address(reply):
             raise PermanentDeliveryError("reply has no recipient")
-        msg = build_reply(reply, self._settings.support_address)
+        support = self._config.support_address
+        message_id = await self._refs.reserve_ref(reply.idempotency_key, reply_message_id(reply, support))
+        msg = build_reply(reply, support, message_id)
         await self.deliver(msg)
         return str(msg["Message-ID"])
 
     async def send_report(self, to: Sequence[str], subject: str, text: str, html: str, png: bytes | None) -> None:
         """The weekly report: text and HTML, the chart attached as report.png."""
         msg = EmailMessage()
-        msg["From"] = self._settings.support_address
+        msg["From"] = self._config.support_address
         msg["To"] = ", ".join(to)
         msg["Subject"] = subject
         msg["Date"] = formatdate(usegmt=True)
-        msg["Message-ID"] = make_msgid("report", domain=domain_of(self._settings.support_address))
+        msg["Message-ID"] = make_msgid("report", domain=domain_of(self._config.support_address))
         msg["Auto-Submitted"] = "auto-generated"
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")
@@ -54,14 +66,14 @@ class EmailSender:
         await self.deliver(msg)
 
     async def deliver(self, msg: EmailMessage) -> None:
-        s = self._settings
+        s = self._config
         try:
             await aiosmtplib.send(
                 msg,
                 hostname=s.smtp_host,
                 port=s.smtp_port,
                 username=s.smtp_user or None,
-                password=secret(s.smtp_password) or None,
+                password=s.smtp_password or None,
                 use_tls=s.smtp_security == "ssl",
                 start_tls=s.smtp_security == "starttls",
                 tls_context=self._tls_context,

@@ -13,10 +13,9 @@ import asyncio
 import os
 from pathlib import Path
 
-from app.build import build_service
+from app.build import build_email, build_service
 from bot.ports import KnowledgeEngine
 from bot.settings import load_settings
-from channels.email import build_email_channel
 from tests.doubles import ScriptedKnowledge
 
 
@@ -29,7 +28,7 @@ async def main() -> None:
     ingest = getattr(services.knowledge, "ingest", None)
     if knowledge is None and ingest is not None and settings.knowledge_paths:
         await ingest([Path(p) for p in settings.knowledge_paths])  # incremental: a restart re-reads nothing
-    channel = build_email_channel(services, lease_seconds=float(os.environ.get("RUNNER_LEASE_SECONDS", "3")))
+    channel = build_email(services, lease_seconds=float(os.environ.get("RUNNER_LEASE_SECONDS", "3")))
     await channel.start()
     services.dispatcher.start()
     print("runner.ready", flush=True)

@@ -8,11 +8,11 @@ from collections import Counter
 from email.message import EmailMessage
 from pathlib import Path
 
-from app.build import build_service
+from app.build import build_email, build_service
 from app.wiring import Wiring
 from bot.messages import Channel
 from bot.settings import Settings
-from channels.email import EmailChannel, build_email_channel
+from channels.email import EmailChannel
 from tests.doubles import ScriptedKnowledge
 from tests.email.conftest import SUPPORT, SmtpServer, customer_email, start_smtp
 from tests.email.dovecot import DovecotServer
@@ -39,7 +39,7 @@ async def test_customers_are_answered_once_in_their_thread(
     dovecot.append(
         [(CORPUS / "14_ooo_auto_submitted.eml").read_bytes(), (CORPUS / "20_mailing_list_id.eml").read_bytes()]
     )
-    channel = build_email_channel(services)
+    channel = build_email(services)
     services.dispatcher.register(Channel.EMAIL, channel.sender)
 
     assert await settle(services, channel) == 5
@@ -72,7 +72,7 @@ async def test_same_subject_from_two_customers_stays_two_conversations(
     services: Wiring, smtp: SmtpServer, dovecot: DovecotServer
 ) -> None:
     dovecot.append([customer_email(1, subject="Invoice"), customer_email(2, subject="Invoice")])
-    channel = build_email_channel(services)
+    channel = build_email(services)
     services.dispatcher.register(Channel.EMAIL, channel.sender)
     await settle(services, channel)
     assert len(await services.conversations.history(Channel.EMAIL, "<q1@example.org>")) == 2
@@ -103,7 +103,7 @@ def autoresponder(dovecot: DovecotServer, style: str) -> tuple[list[int], object
 async def test_auto_reply_ping_pong_stops_after_the_first_reply(
     services: Wiring, smtp: SmtpServer, dovecot: DovecotServer
 ) -> None:
-    channel = build_email_channel(services)
+    channel = build_email(services)
     services.dispatcher.register(Channel.EMAIL, channel.sender)
     for n, style in enumerate(["rfc3834", "subject"], start=1):
         _, respond = autoresponder(dovecot, style)
@@ -118,7 +118,7 @@ async def test_auto_reply_ping_pong_stops_after_the_first_reply(
 async def test_a_naive_autoresponder_is_throttled_and_alerts(
     services: Wiring, smtp: SmtpServer, dovecot: DovecotServer
 ) -> None:
-    channel = build_email_channel(services)
+    channel = build_email(services)
     services.dispatcher.register(Channel.EMAIL, channel.sender)
     _, respond = autoresponder(dovecot, "naive")
     smtp.handler.on_message = respond  # type: ignore[assignment]
@@ -141,7 +141,7 @@ async def test_uidvalidity_reset_mid_run_answers_nothing_twice_and_skips_nothing
         settings, knowledge=ScriptedKnowledge({"": ("Answer [1].", 0.9)}), with_escalation=False
     )
     try:
-        channel = build_email_channel(services)
+        channel = build_email(services)
         services.dispatcher.register(Channel.EMAIL, channel.sender)
         dovecot.append([customer_email(n) for n in range(1, 6)], folder="Support")
         assert await settle(services, channel) == 5
@@ -168,7 +168,7 @@ async def test_unreadable_and_oversized_mail_is_quarantined_and_the_mailbox_move
         settings, knowledge=ScriptedKnowledge({"": ("Answer [1].", 0.9)}), with_escalation=False
     )
     try:
-        channel = build_email_channel(services)
+        channel = build_email(services)
         services.dispatcher.register(Channel.EMAIL, channel.sender)
         huge = customer_email(2, body="x" * 10_000)
         dovecot.append(
@@ -201,8 +201,8 @@ async def test_move_done_action_and_lease_keeps_a_second_replica_out(
         settings, knowledge=ScriptedKnowledge({"": ("Answer [1].", 0.9)}), with_escalation=False
     )
     try:
-        first = build_email_channel(services, holder="replica-a")
-        second = build_email_channel(services, holder="replica-b")
+        first = build_email(services, holder="replica-a")
+        second = build_email(services, holder="replica-b")
         services.dispatcher.register(Channel.EMAIL, first.sender)
         dovecot.append([customer_email(n) for n in range(1, 4)])
         assert await first.poll_once() == 3
@@ -225,7 +225,7 @@ async def test_idle_loop_answers_mail_that_arrives_while_running(
     services: Wiring, smtp: SmtpServer, dovecot: DovecotServer
 ) -> None:
     services = services
-    channel = build_email_channel(services)
+    channel = build_email(services)
     await channel.start()
     services.dispatcher.start()
     try:
@@ -262,7 +262,7 @@ async def test_imaps_starttls_and_smtp_starttls(settings: Settings, dovecot: Dov
                 tls_settings, knowledge=ScriptedKnowledge({"": ("Answer [1].", 0.9)}), with_escalation=False
             )
             try:
-                channel = build_email_channel(services, imap_tls=tls, smtp_tls=tls)
+                channel = build_email(services, imap_tls=tls, smtp_tls=tls)
                 services.dispatcher.register(Channel.EMAIL, channel.sender)
                 dovecot.append(customer_email(1 if security == "ssl" else 2), folder=security)
                 assert await settle(services, channel) == 1

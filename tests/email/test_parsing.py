@@ -10,7 +10,7 @@ import pytest
 
 from bot.messages import Action, ActionKind, Channel, Citation, InboundMessage, Outcome, Reply, frozen_map
 from channels.email import UnparseableEmail, build_reply, classify, parse_email, reply_message_id, trim_reply
-from channels.email.parsing import decode_bytes
+from channels.email.parsing import MAX_ADDRESSES, aligned, decode_bytes, organisational_domain
 from channels.email.render import reply_subject
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "email"
@@ -122,8 +122,10 @@ def test_reply_keeps_the_thread_and_marks_itself_automatic() -> None:
     assert 'href="https://help.acme.test/backups"' in html.get_content()
 
 
-def test_message_id_is_deterministic_and_offer_id_is_the_token() -> None:
-    assert reply_message_id(_reply(), "support@acme.test") == reply_message_id(_reply(), "support@acme.test")
+def test_reply_ids_are_random_and_the_offer_id_is_the_token() -> None:
+    first, second = reply_message_id(_reply(), "support@acme.test"), reply_message_id(_reply(), "support@acme.test")
+    assert first != second and "q1" not in first  # nothing in it derives from the customer's Message-ID
+    assert first.startswith("<reply-") and first.endswith("@acme.test>")
     offer = _reply(actions=(Action(ActionKind.OFFER_TICKET, "Create a ticket", "tok123"),))
     email = build_reply(offer, "support@acme.test")
     assert email["Message-ID"] == "<offer-tok123@acme.test>"
@@ -147,3 +149,70 @@ def test_reply_to_header_wins_over_sender() -> None:
 )
 def test_reply_subject(subject: str, expected: str) -> None:
     assert reply_subject(subject) == expected
+
+
+def _headers_mail(*headers: str) -> bytes:
+    lines = [
+        *headers,
+        "To: support@acme.test",
+        "Subject: Hi",
+        "Message-ID: <h1@example.org>",
+        "Content-Type: text/plain",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\nHow do backups work?\r\n").encode()
+
+
+@pytest.mark.parametrize(
+    "from_header",
+    [
+        "From: =?utf-8?q?x=0D=0ABcc:_victim@bank.example?= <attacker@evil.example>",  # a line break, encoded
+        "From: ann@example.org, victim@bank.example",  # two senders
+        "From: Ann <ann@example.org>\r\nFrom: victim@bank.example",  # two From headers
+        "From: Ann Smith",  # no address at all
+    ],
+)
+def test_a_sender_must_be_exactly_one_clean_address(from_header: str) -> None:
+    with pytest.raises(UnparseableEmail):
+        parse_email(_headers_mail(from_header))
+
+
+def test_an_encoded_display_name_is_read_structurally() -> None:
+    mail = parse_email(_headers_mail("From: =?utf-8?q?J=C3=B6rg_M=C3=BCller?= <Joerg@Example.ORG>"))
+    assert (mail.sender_name, mail.sender) == ("Jörg Müller", "joerg@example.org")
+
+
+@pytest.mark.parametrize(
+    ("reply_to", "kept"),
+    [
+        ("Reply-To: victim@third.example", ""),  # a stranger: we answer From
+        ("Reply-To: Helpdesk <help@corp.example>", "help@corp.example"),  # same organisation
+        ("Reply-To: billing@mail.corp.example", "billing@mail.corp.example"),  # a subdomain of it
+        ("Reply-To: a@x.example, b@corp.example", ""),  # more than one address
+        ("Reply-To: =?utf-8?q?x=0D=0ABcc:_v@bank.example?= <ann@corp.example>", ""),  # a hidden line break
+    ],
+)
+def test_reply_to_is_kept_only_when_aligned_with_from(reply_to: str, kept: str) -> None:
+    mail = parse_email(_headers_mail("From: Ann <ann@corp.example>", reply_to))
+    assert mail.sender == "ann@corp.example"
+    assert mail.reply_to == kept
+
+
+def test_organisational_domains() -> None:
+    assert organisational_domain("a@mail.shop.co.uk") == "shop.co.uk"
+    assert organisational_domain("a@eu.mail.corp.example") == "corp.example"
+    assert not aligned("victim@other.co.uk", "ann@shop.co.uk")
+    assert aligned("Team@Shop.co.uk", "ann@support.shop.co.uk")
+
+
+def test_a_reply_never_goes_to_an_unaligned_reply_to() -> None:
+    reply = _reply(metadata=frozen_map({"message_id_header": "<q1@example.org>", "reply_to": "victim@third.example"}))
+    assert build_reply(reply, "support@acme.test")["To"] == "jane@example.org"
+
+
+def test_hostile_input_is_bounded_before_parsing() -> None:
+    to = ", ".join(f"p{i}@example.org" for i in range(10_000))
+    with pytest.raises(UnparseableEmail, match="header section"):
+        parse_email(_headers_mail("From: ann@example.org", f"Cc: {to}"))
+    few = parse_email(_headers_mail("From: ann@example.org", "Cc: " + ", ".join(f"p{i}@x.org" for i in range(500))))
+    assert len(few.to) == MAX_ADDRESSES
+    assert trim_reply("a" + " " * 60_000 + "b") == "a b"
