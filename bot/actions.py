@@ -21,13 +21,14 @@ from dataclasses import dataclass
 
 import structlog
 
-from bot import metrics, strings
+from bot import metrics
 from bot.errors import NotAllowed, UserFacingError
 from bot.handoff import hand_off
 from bot.messages import Action, ActionKind, InboundAction, InboundMessage, Outcome, Reply, Role, TicketRef, parse_case
 from bot.ports import Escalation, MessageHandler
 from bot.store.conversations import ConversationStore
 from bot.store.feedback import FeedbackStore
+from bot.strings import for_agents, for_customers
 
 log = structlog.get_logger(__name__)
 
@@ -91,7 +92,7 @@ class ActionService:
             reference = secrets.token_hex(4)
             metrics.ERRORS.labels("actions").inc()
             log_.exception("action.failed", reference=reference)
-            apology = strings.ACTION_APOLOGY.format(reference=reference)
+            apology = for_customers.APOLOGY.format(reference=reference)
             said = [_Say(apology, Outcome.FAILED, private=True, reference=reference)]
         replies = [_reply(msg, action, say, n) for n, say in enumerate(said)]
         await self._conversations.settle(msg, replies)
@@ -105,15 +106,15 @@ class ActionService:
         if kind is ActionKind.TALK_TO_PERSON:
             return await self._hand_off(msg, action)
         if self._escalation is None:
-            return [_Say(strings.NO_ESCALATION, private=True)]
+            return [_Say(for_customers.NO_ESCALATION, private=True)]
         if kind is ActionKind.OFFER_TICKET:
             return await self._offer(action, self._escalation)
         if kind is ActionKind.CONFIRM:
             ticket = await self._escalation.confirm(action.value, msg.sender)
-            return [_Say(strings.TICKET_CREATED.format(reference=_ticket(ticket)), Outcome.HANDOFF, replace=True)]
+            return [_Say(for_customers.TICKET_CREATED.format(reference=_ticket(ticket)), Outcome.HANDOFF, replace=True)]
         if kind is ActionKind.CANCEL:
             await self._escalation.cancel(action.value, msg.sender)
-            return [_Say(strings.TICKET_CANCELLED, replace=True)]
+            return [_Say(for_customers.TICKET_CANCELLED, replace=True)]
         return await self._case(msg, action, self._escalation)
 
     async def _feedback_vote(self, msg: InboundMessage, action: InboundAction) -> list[_Say]:
@@ -121,18 +122,18 @@ class ActionService:
         reply_ref = action.value or action.message_ref
         await self._feedback.record(msg.channel, msg.conversation_key, reply_ref, msg.sender, 1 if up else -1)
         metrics.FEEDBACK.labels(msg.channel.value, "up" if up else "down").inc()
-        return [_Say(strings.THANKS_UP if up else strings.THANKS_DOWN, private=True)]
+        return [_Say(for_customers.THANKS_UP if up else for_customers.THANKS_DOWN, private=True)]
 
     async def _offer(self, action: InboundAction, escalation: Escalation) -> list[_Say]:
         preview = await escalation.preview(action.value)
         if preview.state == "done" and preview.ticket is not None:
-            return [_Say(strings.TICKET_EXISTS.format(reference=_ticket(preview.ticket)), private=True)]
+            return [_Say(for_customers.TICKET_EXISTS.format(reference=_ticket(preview.ticket)), private=True)]
         if preview.state != "pending":
-            return [_Say(strings.OFFER_GONE.format(state=preview.state), private=True)]
-        text = strings.PREVIEW.format(subject=preview.subject, summary=preview.summary)
+            return [_Say(for_customers.OFFER_GONE.format(state=preview.state), private=True)]
+        text = for_customers.PREVIEW.format(subject=preview.subject, summary=preview.summary)
         buttons = (
-            Action(ActionKind.CONFIRM, strings.CONFIRM, preview.token),
-            Action(ActionKind.CANCEL, strings.CANCEL, preview.token),
+            Action(ActionKind.CONFIRM, for_customers.CONFIRM, preview.token),
+            Action(ActionKind.CANCEL, for_customers.CANCEL, preview.token),
         )
         return [_Say(text, actions=buttons)]
 
@@ -141,7 +142,7 @@ class ActionService:
         state = await self._conversations.get(msg.channel, key)
         requester = state.requester if state is not None else ""
         if msg.sender != requester and not self._policy.is_agent(msg.sender):
-            raise NotAllowed(strings.ONLY_REQUESTER_HANDS_OFF)
+            raise NotAllowed(for_customers.ONLY_REQUESTER_HANDS_OFF)
         history = await self._conversations.history(msg.channel, key, SUMMARY_TURNS)
         asked = [t.text for t in history if t.role is Role.CUSTOMER]
         said = await hand_off(self._escalation, msg.channel, key, requester or msg.sender, asked[-1] if asked else "")
@@ -150,21 +151,21 @@ class ActionService:
     async def _case(self, msg: InboundMessage, action: InboundAction, escalation: Escalation) -> list[_Say]:
         """Claim or resolve: agents only, in the agents' channel only."""
         if not action.in_agents_channel:
-            raise NotAllowed(strings.ONLY_IN_AGENTS_CHANNEL)
+            raise NotAllowed(for_agents.ONLY_IN_AGENTS_CHANNEL)
         if not self._policy.agents:
             log.warning("action.denied_no_agents", action=action.kind.value, message_id=msg.message_id)
         if not self._policy.is_agent(msg.sender):
-            raise NotAllowed(strings.ONLY_AGENTS)
+            raise NotAllowed(for_agents.ONLY_AGENTS)
         try:
             channel, key = parse_case(action.value)
         except ValueError:
-            raise NotAllowed(strings.UNKNOWN_CASE) from None
+            raise NotAllowed(for_agents.UNKNOWN_CASE) from None
         if action.kind is ActionKind.CLAIM:
             await escalation.claim(channel, key, msg.sender)
-            return [_Say(strings.CASE_CLAIMED.format(agent=msg.sender), Outcome.HANDOFF)]
+            return [_Say(for_agents.CASE_CLAIMED.format(agent=msg.sender), Outcome.HANDOFF)]
         if action.kind is ActionKind.RESOLVE:
             await escalation.resolve(channel, key, msg.sender)
-            return [_Say(strings.CASE_RESOLVED.format(agent=msg.sender), Outcome.HANDOFF)]
+            return [_Say(for_agents.CASE_RESOLVED.format(agent=msg.sender), Outcome.HANDOFF)]
         raise ValueError(f"unknown action {action.kind.value}")
 
 

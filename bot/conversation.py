@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 import structlog
 
-from bot import metrics, strings
+from bot import metrics
 from bot.errors import UserFacingError
 from bot.handoff import hand_off
 from bot.messages import Action, ActionKind, Answer, InboundMessage, Outcome, Reply
 from bot.ports import Escalation, KnowledgeEngine
 from bot.store.conversations import ConversationStore, Trace
+from bot.strings import for_customers
 
 log = structlog.get_logger(__name__)
 
@@ -81,10 +82,10 @@ class ConversationService:
     ) -> tuple[Trace | None, list[Reply]]:
         text = msg.text.strip()
         if not text:
-            return self._simple(msg, Outcome.REJECTED, strings.EMPTY)
+            return self._simple(msg, Outcome.REJECTED, for_customers.EMPTY)
         if len(text) > self._policy.max_chars:
             return self._simple(
-                msg, Outcome.REJECTED, strings.TOO_LONG.format(length=len(text), limit=self._policy.max_chars)
+                msg, Outcome.REJECTED, for_customers.TOO_LONG.format(length=len(text), limit=self._policy.max_chars)
             )
         state = await self._conversations.get(msg.channel, msg.conversation_key)
         if state is not None and state.human_on_case:
@@ -94,7 +95,7 @@ class ConversationService:
                 ticket = await self._escalation.confirm_by_reply(msg)
                 if ticket is not None:
                     return self._simple(
-                        msg, Outcome.HANDOFF, strings.TICKET_CONFIRMED.format(reference=ticket.reference)
+                        msg, Outcome.HANDOFF, for_customers.TICKET_CONFIRMED.format(reference=ticket.reference)
                     )
             if wants_a_person(text):
                 return await self._hand_off(msg, text)
@@ -107,7 +108,9 @@ class ConversationService:
             reference = secrets.token_hex(4)
             metrics.ERRORS.labels("conversation").inc()
             log_.exception("inquiry.failed", reference=reference)
-            return self._simple(msg, Outcome.FAILED, strings.APOLOGY.format(reference=reference), reference=reference)
+            return self._simple(
+                msg, Outcome.FAILED, for_customers.APOLOGY.format(reference=reference), reference=reference
+            )
 
     async def _hand_off(self, msg: InboundMessage, text: str) -> tuple[Trace, list[Reply]]:
         said = await hand_off(self._escalation, msg.channel, msg.conversation_key, msg.sender, text)
@@ -119,16 +122,16 @@ class ConversationService:
         key = _reply_key(msg, 0)
         if not answer.abstained:
             actions += [
-                Action(ActionKind.FEEDBACK_UP, strings.HELPFUL, key),
-                Action(ActionKind.FEEDBACK_DOWN, strings.NOT_HELPFUL, key),
+                Action(ActionKind.FEEDBACK_UP, for_customers.HELPFUL, key),
+                Action(ActionKind.FEEDBACK_DOWN, for_customers.NOT_HELPFUL, key),
             ]
         if answer.abstained or low:
             offer = await self._offer_ticket(msg, "abstained" if answer.abstained else "low confidence")
             if offer is not None:
                 actions.append(offer)
-        actions.append(Action(ActionKind.TALK_TO_PERSON, strings.TALK_TO_PERSON, msg.conversation_key))
+        actions.append(Action(ActionKind.TALK_TO_PERSON, for_customers.TALK_TO_PERSON, msg.conversation_key))
         if answer.abstained:
-            outcome, text = Outcome.ABSTAINED, strings.ABSTAIN
+            outcome, text = Outcome.ABSTAINED, for_customers.ABSTAIN
         else:
             outcome, text = (Outcome.ANSWERED_OFFER if low else Outcome.ANSWERED), answer.text
         reply = self._reply(
@@ -168,7 +171,7 @@ class ConversationService:
         if self._escalation is None:
             return None
         preview = await self._escalation.propose_ticket(msg, reason)
-        return Action(ActionKind.OFFER_TICKET, strings.OFFER_TICKET, preview.token)
+        return Action(ActionKind.OFFER_TICKET, for_customers.OFFER_TICKET, preview.token)
 
     def _simple(
         self, msg: InboundMessage, outcome: Outcome, text: str, *, reference: str = ""

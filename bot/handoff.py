@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from bot import metrics, strings
+from bot import metrics
 from bot.messages import Channel
 from bot.ports import Escalation
+from bot.strings import for_customers
 
 
 async def hand_off(
@@ -14,7 +15,7 @@ async def hand_off(
     """Ask a person to take over the conversation (the agents are notified once per round, however often this is
     called) and return what to tell the asker. Without escalation, says so instead of promising a person."""
     if escalation is None:
-        return strings.NO_ESCALATION
+        return for_customers.NO_ESCALATION
     await escalation.hand_off(channel, conversation_key, requester, summary)
     metrics.ESCALATIONS.labels(channel.value).inc()
-    return strings.HANDOFF
+    return for_customers.HANDOFF

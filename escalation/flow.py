@@ -16,7 +16,7 @@ import structlog
 from bot import metrics
 from bot.errors import InvalidTransition, NotAllowed, UserFacingError
 from bot.ports import Clock
-from escalation import strings
+from bot.strings import for_customers
 from escalation.actions import (
     CANCELLED,
     CONFIRMED,
@@ -52,7 +52,7 @@ class ConfirmFlow:
     async def load(self, token: str) -> PendingAction:
         action = await self._store.get(token) if token else None
         if action is None:
-            raise InvalidTransition(strings.UNKNOWN_ACTION)
+            raise InvalidTransition(for_customers.UNKNOWN_ACTION)
         return action
 
     async def confirm(self, token: str, actor: str) -> PendingAction:
@@ -60,7 +60,7 @@ class ConfirmFlow:
         action = await self.load(token)
         if not action.may_decide(actor):
             log.warning("action.confirm_refused", token_prefix=token[:6], kind=action.kind)
-            raise NotAllowed(strings.NOT_YOURS)
+            raise NotAllowed(for_customers.NOT_YOURS)
         executor = self._executor(action)
         if action.state == PENDING and await self._store.confirm(token, actor, executor.on_confirmed):
             log.info("action.confirmed", token_prefix=token[:6], kind=action.kind)
@@ -72,28 +72,28 @@ class ConfirmFlow:
                 return action
             if action.state == PENDING:  # we lost no race: it is past its expiry
                 await self._store.expire(token)
-                raise InvalidTransition(strings.EXPIRED)
+                raise InvalidTransition(for_customers.EXPIRED)
             if action.state in (EXPIRED, CANCELLED):
-                raise InvalidTransition(strings.EXPIRED if action.state == EXPIRED else strings.CANCELLED)
+                raise InvalidTransition(for_customers.EXPIRED if action.state == EXPIRED else for_customers.CANCELLED)
             if action.state == CONFIRMED and await self._store.take_over(token):
                 log.info("action.taken_over", token_prefix=token[:6], kind=action.kind)
                 return await self._run(token, executor)
             if time.monotonic() > deadline:
-                raise UserFacingError(strings.IN_PROGRESS)
+                raise UserFacingError(for_customers.IN_PROGRESS)
             await asyncio.sleep(self._poll_seconds)
 
     async def cancel(self, token: str, actor: str) -> PendingAction:
         """pending -> cancelled. Cancelling twice (or after expiry) is a no-op; after confirmation it is refused."""
         action = await self.load(token)
         if not action.may_decide(actor):
-            raise NotAllowed(strings.NOT_YOURS)
+            raise NotAllowed(for_customers.NOT_YOURS)
         if action.state == PENDING and await self._store.cancel(token, actor):
             log.info("action.cancelled", token_prefix=token[:6], kind=action.kind)
             return await self.load(token)
         action = await self.load(token)
         if action.state in (CONFIRMED, DONE):
             result = self._executor(action).describe(action.result) if action.state == DONE else "in progress"
-            raise InvalidTransition(strings.ALREADY_DONE.format(result=result))
+            raise InvalidTransition(for_customers.ALREADY_DONE.format(result=result))
         return action
 
     async def recover(self) -> int:
@@ -113,7 +113,7 @@ class ConfirmFlow:
     def _executor(self, action: PendingAction) -> ActionExecutor:
         executor = self._executors.get(action.kind)
         if executor is None:
-            raise InvalidTransition(strings.UNKNOWN_ACTION)
+            raise InvalidTransition(for_customers.UNKNOWN_ACTION)
         return executor
 
     async def _run(self, token: str, executor: ActionExecutor) -> PendingAction:
@@ -124,7 +124,7 @@ class ConfirmFlow:
             metrics.ERRORS.labels("escalation").inc()
             log.exception("action.execute_failed", token_prefix=token[:6], kind=action.kind)
             await self._store.release(token)
-            raise UserFacingError(strings.ACTION_FAILED) from None
+            raise UserFacingError(for_customers.ACTION_FAILED) from None
         if not await self._store.finish(token, result, executor.on_done):
             log.info("action.finished_elsewhere", token_prefix=token[:6], kind=action.kind)
         return await self.load(token)

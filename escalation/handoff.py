@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Action, ActionKind, Channel, Outcome, Reply, case_value, frozen_map
 from bot.store.tables import ConversationRow
-from escalation import strings
+from bot.strings import for_agents
 
 LINK_LABELS = {
     "permalink": "Conversation",
@@ -58,8 +58,8 @@ def agent_post(
         outcome=Outcome.HANDOFF,
         idempotency_key=idempotency_key,
         actions=(
-            Action(ActionKind.CLAIM, strings.CLAIM, value),
-            Action(ActionKind.RESOLVE, strings.RESOLVE, value),
+            Action(ActionKind.CLAIM, for_agents.CLAIM, value),
+            Action(ActionKind.RESOLVE, for_agents.RESOLVE, value),
         ),
         metadata=frozen_map({"case": value}),
         plain=True,  # the summary quotes the customer: shown as is, never as Markdown or live links

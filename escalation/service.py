@@ -21,7 +21,7 @@ from bot.ports import ActionPreview, Clock, TicketBackend
 from bot.store.conversations import HUMAN, RESOLVED, ConversationStore
 from bot.store.db import Database
 from bot.store.outbox import Outbox
-from escalation import strings
+from bot.strings import for_agents
 from escalation.actions import DONE, STATES, ActionStore, NewAction, PendingAction
 from escalation.config import EscalationConfig
 from escalation.email_confirm import offer_tokens, same_address, says_yes
@@ -134,7 +134,7 @@ class EscalationService:
                 agent_post(
                     escalation_channel=escalation_channel,
                     idempotency_key=f"escalation:handoff:{_case_hash(channel, conversation_key)}:{round_}",
-                    headline=strings.AGENT_POST_HANDOFF.format(requester=requester, channel=channel.value),
+                    headline=for_agents.AGENT_POST_HANDOFF.format(requester=requester, channel=channel.value),
                     summary=_summary("asked for a person", turns),
                     channel=channel,
                     conversation_key=conversation_key,
@@ -154,7 +154,7 @@ class EscalationService:
         if state is not None and state.state == HUMAN and state.assignee:
             if state.assignee.casefold() == agent.casefold():
                 return
-            raise InvalidTransition(strings.ALREADY_CLAIMED.format(assignee=state.assignee))
+            raise InvalidTransition(for_agents.ALREADY_CLAIMED.format(assignee=state.assignee))
         await self._conversations.set_state(channel, conversation_key, HUMAN, assignee=agent)
         await self._tickets.claim(channel, conversation_key, agent)
         log.info("case.claimed", channel=channel.value)
@@ -178,7 +178,7 @@ class EscalationService:
         if not agents:
             log.warning("case.denied_no_agents", detail="SLACK_AGENT_USERS is empty: nobody may claim or resolve")
         if actor.casefold() not in agents:
-            raise NotAllowed(strings.NOT_AN_AGENT)
+            raise NotAllowed(for_agents.ONLY_AGENTS)
 
     # --- jobs and operators ---------------------------------------------------------------------------------
 
@@ -232,7 +232,7 @@ def _subject(msg: InboundMessage, turns: Sequence[Turn]) -> str:
 
 def _summary(reason: str, turns: Sequence[Turn]) -> str:
     """Why, then the last few turns of the conversation, each shortened; bounded for chat and ticket fields."""
-    lines = [strings.TICKET_SUMMARY_HEADER.format(reason=reason), ""]
+    lines = [for_agents.TICKET_SUMMARY_HEADER.format(reason=reason), ""]
     for turn in turns[-SUMMARY_TURNS:]:
         text = " ".join(turn.text.split())
         lines.append(f"{turn.role.value}: {text if len(text) <= 300 else text[:299] + '…'}")

@@ -23,7 +23,7 @@ from bot.store.db import Database
 from bot.store.outbox import Outbox
 from bot.store.sql import insert_ignore, rowcount
 from bot.store.tables import TicketRow
-from escalation import strings
+from bot.strings import for_agents
 from escalation.actions import PendingAction
 from escalation.handoff import agent_post, conversation_links, merge_links_in
 
@@ -116,7 +116,7 @@ class TicketExecutor:
         post = agent_post(
             escalation_channel=self._escalation_channel,
             idempotency_key=f"escalation:ticket:{action.token}",
-            headline=strings.AGENT_POST_TICKET.format(
+            headline=for_agents.AGENT_POST_TICKET.format(
                 reference=ref.reference, requester=action.requester, channel=action.channel.value
             ),
             summary=str(action.preview.get("summary", "")),

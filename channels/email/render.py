@@ -16,8 +16,11 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 from bot.messages import ActionKind, Citation, Reply
-from channels.email import strings
+from bot.strings import for_customers
 from channels.email.parsing import aligned
+
+LOW_CONFIDENCE_NOTE = f"{for_customers.LOW_CONFIDENCE} {for_customers.REPLY_TO_CLARIFY}"
+SOURCES_HEADING = f"{for_customers.SOURCES}:"
 
 _RE_PREFIX = re.compile(r"^\s*((re|aw|sv|antw|ref|rif|vs)(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
@@ -43,7 +46,7 @@ def reply_message_id(reply: Reply, support_address: str) -> str:
 def reply_subject(subject: str) -> str:
     """'Re: ' + the subject without any existing Re:/AW:/SV: prefixes (never 'Re: Re:')."""
     base = _RE_PREFIX.sub("", subject).strip()
-    return f"Re: {base}" if base else strings.DEFAULT_SUBJECT
+    return f"Re: {base}" if base else for_customers.DEFAULT_SUBJECT
 
 
 def _source_lines(citations: tuple[Citation, ...]) -> list[tuple[int, str, str]]:
@@ -54,28 +57,28 @@ def _instructions(reply: Reply) -> list[str]:
     kinds = {a.kind for a in reply.actions}
     lines = []
     if ActionKind.OFFER_TICKET in kinds:
-        lines.append(strings.CONFIRM_TICKET)
+        lines.append(for_customers.CONFIRM_TICKET_BY_REPLY)
     elif ActionKind.TALK_TO_PERSON in kinds:
-        lines.append(strings.TALK_TO_PERSON)
+        lines.append(for_customers.TALK_TO_PERSON_BY_REPLY)
     return lines
 
 
 def render_text(reply: Reply) -> str:
     parts = [reply.text.strip()]
     if reply.low_confidence:
-        parts.append(strings.LOW_CONFIDENCE)
+        parts.append(LOW_CONFIDENCE_NOTE)
     sources = _source_lines(reply.citations)
     if sources:
-        parts.append(strings.SOURCES + "\n" + "\n".join(f"[{i}] {title} - {link}" for i, title, link in sources))
+        parts.append(SOURCES_HEADING + "\n" + "\n".join(f"[{i}] {title} - {link}" for i, title, link in sources))
     parts += _instructions(reply)
-    parts.append(strings.FOOTER)
+    parts.append(for_customers.FOOTER)
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
 def render_html(reply: Reply) -> str:
     paragraphs = [f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in reply.text.strip().split("\n\n") if p]
     if reply.low_confidence:
-        paragraphs.append(f"<p><em>{html.escape(strings.LOW_CONFIDENCE)}</em></p>")
+        paragraphs.append(f"<p><em>{html.escape(LOW_CONFIDENCE_NOTE)}</em></p>")
     sources = _source_lines(reply.citations)
     if sources:
         items = "".join(
@@ -84,9 +87,9 @@ def render_html(reply: Reply) -> str:
             else f'<li value="{i}">{html.escape(title)} ({html.escape(link)})</li>'
             for i, title, link in sources
         )
-        paragraphs.append(f"<p>{html.escape(strings.SOURCES)}</p><ol>{items}</ol>")
+        paragraphs.append(f"<p>{html.escape(SOURCES_HEADING)}</p><ol>{items}</ol>")
     paragraphs += [f"<p><strong>{html.escape(line)}</strong></p>" for line in _instructions(reply)]
-    paragraphs.append(f'<p style="color:#666">{html.escape(strings.FOOTER)}</p>')
+    paragraphs.append(f'<p style="color:#666">{html.escape(for_customers.FOOTER)}</p>')
     return "<!doctype html><html><body>" + "".join(paragraphs) + "</body></html>"
 
 

@@ -12,8 +12,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.messages import Action, ActionKind, Citation, Reply
-from channels.slack import strings
+from bot.strings import for_customers
 from channels.slack.escape import escape, slack_text
+
+LOW_CONFIDENCE_NOTE = f":warning: {for_customers.LOW_CONFIDENCE} {for_customers.CHECK_SOURCES}"
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -88,7 +90,7 @@ def source_line(citation: Citation) -> str:
 def sources_blocks(citations: Sequence[Citation]) -> list[Block]:
     if not citations:
         return []
-    lines = [f"*{strings.SOURCES}*", *(source_line(c) for c in sorted(citations, key=lambda c: c.index))]
+    lines = [f"*{for_customers.SOURCES}*", *(source_line(c) for c in sorted(citations, key=lambda c: c.index))]
     return [section(piece) for piece in split_text("\n".join(lines))]
 
 
@@ -145,12 +147,12 @@ def render_reply(reply: Reply, link_domains: Collection[str] = ()) -> tuple[str,
     text_blocks = [section(piece) for piece in split_text(body)]
     tail: list[Block] = []
     if reply.low_confidence:
-        tail.append(context(strings.LOW_CONFIDENCE))
+        tail.append(context(LOW_CONFIDENCE_NOTE))
     tail += sources_blocks(reply.citations)
     tail += actions_block(reply.actions)
     room = MAX_BLOCKS - len(tail)
     if len(text_blocks) > room:
-        text_blocks = [*text_blocks[: room - 1], context(strings.TRUNCATED)]
+        text_blocks = [*text_blocks[: room - 1], context(for_customers.TRUNCATED)]
     blocks = text_blocks + tail
     return fallback(body), blocks[:MAX_BLOCKS]
 

@@ -16,7 +16,8 @@ from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.store.outbox import Outbox
 from bot.store.tables import TicketRow
-from escalation import build_escalation, strings
+from bot.strings import for_customers
+from escalation import build_escalation
 from escalation.actions import ActionStore
 from escalation.service import EscalationService
 from escalation.tickets import TicketExecutor
@@ -105,7 +106,7 @@ async def test_confirming_after_expiry_says_ask_again_and_opens_nothing(
     clock.advance(31 * 60)  # ttl is 30 minutes
     with pytest.raises(InvalidTransition) as raised:
         await service.confirm(preview.token, "UREQ")
-    assert raised.value.message == strings.EXPIRED
+    assert raised.value.message == for_customers.EXPIRED
     assert (await service.preview(preview.token)).state == "expired"
     assert await ticket_count(db) == 0
 
@@ -143,7 +144,7 @@ async def test_cancel_and_confirm_exclude_each_other(make_service: ServiceFactor
     await service.cancel(cancelled.token, "UREQ")  # a double click is harmless
     with pytest.raises(InvalidTransition) as raised:
         await service.confirm(cancelled.token, "UREQ")
-    assert raised.value.message == strings.CANCELLED
+    assert raised.value.message == for_customers.CANCELLED
 
     confirmed = await service.propose_ticket(slack_msg(2), "abstained")
     ref = await service.confirm(confirmed.token, "UREQ")
@@ -155,7 +156,7 @@ async def test_cancel_and_confirm_exclude_each_other(make_service: ServiceFactor
 async def test_unknown_token_is_a_clear_refusal(make_service: ServiceFactory) -> None:
     with pytest.raises(InvalidTransition) as raised:
         await make_service().confirm("not-a-token", "UREQ")
-    assert raised.value.message == strings.UNKNOWN_ACTION
+    assert raised.value.message == for_customers.UNKNOWN_ACTION
 
 
 async def test_a_failed_backend_is_retried_by_the_next_confirmation_without_a_second_ticket(
@@ -166,7 +167,7 @@ async def test_a_failed_backend_is_retried_by_the_next_confirmation_without_a_se
     webhook.fail_next(4)  # every retry of the first attempt fails
     with pytest.raises(UserFacingError) as raised:
         await service.confirm(preview.token, "ann@customer.example")
-    assert raised.value.message == strings.ACTION_FAILED
+    assert raised.value.message == for_customers.ACTION_FAILED
     assert (await service.preview(preview.token)).state == "confirmed"
     ref = await service.confirm(preview.token, "ann@customer.example")
     assert ref.reference == "WH-1"
@@ -193,7 +194,7 @@ async def test_a_crash_between_confirmed_and_done_is_finished_later(
     # While its lease is fresh, another click waits and then says the ticket is on its way.
     with pytest.raises(UserFacingError) as raised:
         await service.confirm(preview.token, "ann@customer.example")
-    assert raised.value.message == strings.IN_PROGRESS
+    assert raised.value.message == for_customers.IN_PROGRESS
     clock.advance(5 * 60)  # the lease lapsed: the sweep (or the next click) finishes it
     assert await service.expire_due() == 0
     assert (await service.preview(preview.token)).state == "done"

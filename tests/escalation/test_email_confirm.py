@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from bot.errors import InvalidTransition
 from bot.store.db import Database
 from bot.store.tables import TicketRow
-from escalation import offer_message_id, strings
+from bot.strings import for_customers
+from escalation import offer_message_id
 from escalation.actions import new_token
 from escalation.email_confirm import offer_tokens, same_address, says_yes
 from tests.conftest import ManualClock
@@ -90,7 +91,7 @@ async def test_an_expired_offer_says_ask_again(clock: ManualClock, db: Database,
     clock.advance(3600)
     with pytest.raises(InvalidTransition) as raised:
         await service.confirm_by_reply(email_msg(2, text="yes", metadata=reply(offer.token)))
-    assert raised.value.message == strings.EXPIRED
+    assert raised.value.message == for_customers.EXPIRED
     assert await tickets(db) == 0
 
 

@@ -1,0 +1,16 @@
+"""Every sentence support AGENTS read: hand-off posts in the agents' channel, cases, and tickets' summaries.
+
+One module for this audience (people asking read `bot.strings.for_customers`).
+"""
+
+AGENT_POST_HANDOFF = "{requester} asked for a person ({channel})."
+AGENT_POST_TICKET = "Ticket {reference} opened for {requester} ({channel})."
+TICKET_SUMMARY_HEADER = "Why: {reason}"
+CLAIM = "Claim"
+RESOLVE = "Resolve"
+CASE_CLAIMED = "{agent} is on this case."
+CASE_RESOLVED = "{agent} marked this case as resolved."
+ALREADY_CLAIMED = "This case is already claimed by {assignee}."
+ONLY_AGENTS = "Only support agents can claim or resolve cases."
+ONLY_IN_AGENTS_CHANNEL = "Claim and Resolve work only in the agents' channel."
+UNKNOWN_CASE = "I can't tell which case this button belongs to."
