@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
@@ -246,6 +247,7 @@ def _logging_for(command: str, settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    os.umask(0o077)  # everything we write under DATA_DIR (database, index, keys, reports) is ours alone
     try:
         settings = load_settings()
         _logging_for(args.command, settings)

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -50,7 +52,7 @@ def build_http_app(
         if readiness.draining:
             metrics.READY.set(0)
             return web.json_response({"status": "draining"}, status=503)
-        db_ok, index_ok = await asyncio.gather(services.db.ping(), _knowledge_ready(services))
+        db_ok, index_ok = await asyncio.gather(_database_writable(services), _knowledge_ready(services))
         checks = {"database": db_ok, "vector_store_and_index": index_ok}
         ok = all(checks.values())
         metrics.READY.set(1 if ok else 0)
@@ -73,6 +75,19 @@ def build_http_app(
     admin = AdminConfig(tuple(settings.admin_keys), local_key, tuple(settings.knowledge_paths))
     app.router.add_routes(AdminEndpoints(admin, services.index).routes())
     return app
+
+
+READY_PROBE = f"ready-probe:{socket.gethostname()}:{os.getpid()}"
+
+
+async def _database_writable(services: Wiring) -> bool:
+    """A write, not a SELECT: a database that answers reads but refuses writes (disk full, read-only replica,
+    lost lock) would lose every inquiry, so the process is not ready."""
+    try:
+        return await services.leases.acquire(READY_PROBE, READY_PROBE, 30.0)
+    except Exception:
+        log.warning("health.database_not_writable", exc_info=True)
+        return False
 
 
 async def _knowledge_ready(services: Wiring) -> bool:

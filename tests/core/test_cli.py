@@ -47,9 +47,12 @@ def test_operator_commands_end_to_end(tmp_path: Path) -> None:
 
     upgraded = _cli("db", "upgrade", data_dir=data)
     assert upgraded.returncode == 0 and "up to date" in upgraded.stdout, upgraded.stderr
+    assert (data / "supportbot.db").stat().st_mode & 0o777 == 0o600  # nobody else reads customers' messages
 
     ingested = _cli("ingest", str(kb), data_dir=data)
     assert ingested.returncode == 0, ingested.stderr
+    for path in data.rglob("*"):
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
     assert "1 file(s) seen" in ingested.stdout and "1 added" in ingested.stdout
 
     asked = _cli("ask", "--json", "What is the garage gate code for visitors?", data_dir=data)
