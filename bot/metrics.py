@@ -49,3 +49,4 @@ EMAIL_QUARANTINED = Counter("supportbot_email_quarantined", "Emails that could n
 JOB_RUNS = Counter("supportbot_scheduler_job_runs", "Scheduled job runs", ["job", "status"])
 SCHEDULER_LEADER = Gauge("supportbot_scheduler_leader", "1 while this process holds the scheduler lease")
 READY = Gauge("supportbot_ready", "1 while /health/ready answers 200")
+JOB_GAVE_UP = Counter("supportbot_job_gave_up", "Scheduled job periods given up after every retry failed", ["job"])
