@@ -195,13 +195,14 @@ class SupportApp:
         )
 
     def _build_scheduler(self) -> Runnable:
-        from bot.jobs import app_jobs
+        from bot.jobs import app_jobs, scheduler_config
         from scheduler.jobs import job_table
         from scheduler.service import build_scheduler
 
         services = self.services
-        jobs = job_table(services.settings, app_jobs(services, self.channels))
-        return build_scheduler(services.settings, services.leases, services.db, jobs, clock=services.clock)
+        config = scheduler_config(services.settings)
+        jobs = job_table(config, app_jobs(services, self.channels))
+        return build_scheduler(config, services.leases, services.db, jobs, clock=services.clock)
 
     async def _recover_loop(self) -> None:
         while True:

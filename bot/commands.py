@@ -13,6 +13,7 @@ from bot.store.db import Database
 
 
 async def report_command(settings: Settings, *, week: str | None, dry_run: bool, out: Path | None) -> int:
+    from bot.jobs import report_config
     from scheduler.publish import build_report, deliver_report
     from scheduler.report import last_complete_week, parse_week
 
@@ -21,7 +22,7 @@ async def report_command(settings: Settings, *, week: str | None, dry_run: bool,
     db = Database(settings.resolved_database_url)
     try:
         await db.upgrade()
-        rendered = await build_report(db, settings, which)
+        rendered = await build_report(db, report_config(settings), which)
     finally:
         await db.dispose()
     if dry_run:
@@ -33,7 +34,7 @@ async def report_command(settings: Settings, *, week: str | None, dry_run: bool,
         return 0
     publisher, mailer, closers = await _report_channels(settings)
     try:
-        sent = await deliver_report(rendered, settings, publisher, mailer)
+        sent = await deliver_report(rendered, report_config(settings), publisher, mailer)
     finally:
         for close in closers:
             await close()
@@ -106,7 +107,7 @@ async def tickets_command(settings: Settings, *, limit: int) -> int:
 
 async def job_command(settings: Settings, name: str) -> int:
     from bot.app import build_services
-    from bot.jobs import app_jobs
+    from bot.jobs import app_jobs, scheduler_config
     from scheduler.jobs import job_table
     from scheduler.runs import run_job
 
@@ -121,7 +122,7 @@ async def job_command(settings: Settings, name: str) -> int:
             from channels.email import build_email_channel
 
             channels.append(build_email_channel(services))
-        jobs = job_table(settings, app_jobs(services, channels))
+        jobs = job_table(scheduler_config(settings), app_jobs(services, channels))
         result = await run_job(services.db, services.clock, jobs, name)
     finally:
         close = getattr(services.knowledge, "close", None)

@@ -11,6 +11,8 @@ from typing import Any
 
 from bot.errors import ConfigError
 from bot.services import Services
+from bot.settings import Settings
+from scheduler.config import ReportConfig, SchedulerConfig
 from scheduler.gaps import GapBacklog, confident_with, gaps_job
 from scheduler.jobs import JobFn
 from scheduler.publish import ReportMailer, ReportPublisher, weekly_report_job
@@ -18,6 +20,28 @@ from scheduler.publish import ReportMailer, ReportPublisher, weekly_report_job
 
 def _find(channels: Sequence[Any], name: str) -> Any:
     return next((c for c in channels if getattr(c, "name", "") == name), None)
+
+
+def scheduler_config(settings: Settings) -> SchedulerConfig:
+    """The scheduler's part of the settings."""
+    return SchedulerConfig(
+        timezone=settings.timezone,
+        report_schedule=settings.report_schedule,
+        gaps_schedule=settings.gaps_schedule,
+        kb_sync_schedule=settings.kb_sync_schedule,
+        leader_lease_seconds=settings.leader_lease_seconds,
+        misfire_grace_seconds=settings.misfire_grace_seconds,
+    )
+
+
+def report_config(settings: Settings) -> ReportConfig:
+    """What the weekly report and the gap backlog need from the settings."""
+    return ReportConfig(
+        timezone=settings.timezone,
+        slack_report_channel=settings.slack_report_channel,
+        report_email_to=tuple(settings.report_email_to),
+        low_confidence_threshold=settings.low_confidence_threshold,
+    )
 
 
 def gap_backlog(services: Services) -> GapBacklog:
@@ -40,9 +64,7 @@ def app_jobs(services: Services, channels: Sequence[Any]) -> dict[str, JobFn]:
     email = _find(channels, "email")
     publisher: ReportPublisher | None = slack
     mailer: ReportMailer | None = email
-    jobs: dict[str, JobFn] = {"outbox_flush": services.dispatcher.flush_once}
-    if email is not None and not settings.imap_idle:
-        jobs["mailbox_poll"] = email.poll_once
+    jobs: dict[str, JobFn] = {}  # the outbox and the mailbox have loops of their own (one owner per loop)
     escalation = services.escalation
     expire = getattr(escalation, "expire_due", None)
     if expire is not None:
@@ -55,7 +77,7 @@ def app_jobs(services: Services, channels: Sequence[Any]) -> dict[str, JobFn]:
             return await ingest(paths)
 
         jobs["kb_sync"] = kb_sync
-    jobs["weekly_report"] = weekly_report_job(services.db, settings, services.clock, publisher, mailer)
+    jobs["weekly_report"] = weekly_report_job(services.db, report_config(settings), services.clock, publisher, mailer)
     if getattr(services.knowledge, "embed", None) is not None:
-        jobs["knowledge_gaps"] = gaps_job(gap_backlog(services), settings, publisher)
+        jobs["knowledge_gaps"] = gaps_job(gap_backlog(services), report_config(settings), publisher)
     return jobs
