@@ -87,7 +87,8 @@ class SupportScheduler:
     async def start(self, *, loop: bool = True) -> None:
         """Take the lease if it is free and plan. `loop=False` leaves the clock to the caller (`tick()` and
         `run_pending()`), for tests that drive time by hand."""
-        await self.tick()
+        if await self.tick():
+            await self._plan_due(self._clock.now())  # an interval job's first period counts from start
         if loop:
             self._loop_task = asyncio.create_task(self._run_forever(), name="scheduler")
         log.info("scheduler.started", holder=self.holder, jobs=sorted(self.jobs), leader=self._leader)
