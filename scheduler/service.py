@@ -68,6 +68,8 @@ class SupportScheduler:
         self.jobs = dict(jobs)
         self.holder = holder_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._triggers = {name: spec.trigger(self.tz) for name, spec in self.jobs.items()}  # bad crontab: here
+        for name in self.jobs:
+            metrics.JOB_GAVE_UP.labels(name)  # exported at 0, so the first give-up is an increase Prometheus sees
         self._leases = leases
         self._db = db
         self._clock = clock or SystemClock()
