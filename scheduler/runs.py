@@ -4,8 +4,10 @@ Each row is one *period* of a job, keyed by `run_key` (job + scheduled time, uni
 next period as a `pending` row; when it falls due, whoever leads claims it by compare-and-set (`pending` or a
 `failed` row whose `next_attempt_at` has come -> `running`), so a period runs once even if a stale leader and
 a new one both try. A failed attempt is retried after a backoff, up to `RetryPolicy.max_attempts`, then the
-period is `gave_up` (counted in `supportbot_job_gave_up_total`, which alerts). Runs started by hand
-(`run_job`) have a manual key, no period and no retries.
+period is `gave_up` (counted in `supportbot_job_gave_up_total`, which alerts). While a period runs, its
+`next_attempt_at` is the run's own lease, renewed by the process running it: a run whose process died stops
+renewing, and once the lease is out the period counts as a failed attempt and is retried by the leader.
+Runs started by hand (`run_job`) have a manual key, no period and no retries.
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ class Period:
     next_attempt_at: datetime | None
 
     def due_at(self) -> datetime:
-        """When this period may (next) run: its scheduled time, or the time its retry is due."""
-        if self.status == FAILED and self.next_attempt_at is not None:
+        """When this period may (next) run: its scheduled time, the time its retry is due, or (a run whose
+        process stopped renewing it) the time its run lease ran out."""
+        if self.status in (FAILED, RUNNING) and self.next_attempt_at is not None:
             return self.next_attempt_at
         return self.scheduled_at
 
@@ -132,14 +135,15 @@ class JobRunLog:
             return rowcount(result) == 1
 
     async def due(self, jobs: Collection[str], now: datetime) -> list[Period]:
-        """Periods of `jobs` that may run now: pending ones whose time has come, failed ones whose retry has."""
+        """Periods of `jobs` that may run now: pending ones whose time has come, failed ones whose retry has,
+        and running ones whose run lease ran out (their process died)."""
         query = (
             select(JobRunRow)
             .where(
                 JobRunRow.job.in_(list(jobs)),
                 or_(
                     and_(JobRunRow.status == PENDING, JobRunRow.scheduled_at <= now),
-                    and_(JobRunRow.status == FAILED, JobRunRow.next_attempt_at <= now),
+                    and_(JobRunRow.status.in_((FAILED, RUNNING)), JobRunRow.next_attempt_at <= now),
                 ),
                 JobRunRow.scheduled_at.is_not(None),
             )
@@ -148,8 +152,10 @@ class JobRunLog:
         async with self._db.sessions() as session:
             return [_period(row) for row in (await session.execute(query)).scalars()]
 
-    async def claim(self, period: Period, holder: str) -> bool:
-        """Compare-and-set the period from the state it was read in to `running`; False if someone else did."""
+    async def claim(self, period: Period, holder: str, lease: timedelta) -> bool:
+        """Compare-and-set the period from the state it was read in to `running` (with a run lease of `lease`);
+        False if someone else did."""
+        now = self._clock.now()
         async with self._db.transaction() as session:
             result = await session.execute(
                 update(JobRunRow)
@@ -162,19 +168,36 @@ class JobRunLog:
                     status=RUNNING,
                     holder=holder,
                     attempts=period.attempts + 1,
-                    started_at=self._clock.now(),
-                    next_attempt_at=None,
+                    started_at=now,
+                    next_attempt_at=now + lease,
                 )
             )
             return rowcount(result) == 1
 
+    async def renew(self, run_ids: Collection[int], holder: str, lease: timedelta) -> None:
+        """Extend the run leases of the periods this holder is running."""
+        if not run_ids:
+            return
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(JobRunRow)
+                .where(JobRunRow.id.in_(list(run_ids)), JobRunRow.holder == holder, JobRunRow.status == RUNNING)
+                .values(next_attempt_at=self._clock.now() + lease)
+            )
+
     async def close(self, period: Period, status: str, detail: str) -> bool:
-        """Move a pending or failed period straight to a final state (missed, gave_up) without running it."""
+        """Move a period, as it was read, straight to a final state (missed, gave_up) without running it."""
         async with self._db.transaction() as session:
             result = await session.execute(
                 update(JobRunRow)
-                .where(JobRunRow.id == period.id, JobRunRow.status == period.status)
-                .values(status=status, detail=truncate(detail, 1000), finished_at=self._clock.now())
+                .where(
+                    JobRunRow.id == period.id,
+                    JobRunRow.status == period.status,
+                    JobRunRow.attempts == period.attempts,
+                )
+                .values(
+                    status=status, detail=truncate(detail, 1000), finished_at=self._clock.now(), next_attempt_at=None
+                )
             )
             return rowcount(result) == 1
 
@@ -188,12 +211,20 @@ class JobRunLog:
                 return None
             return int((await session.execute(select(JobRunRow.id).where(JobRunRow.run_key == run_key))).scalar_one())
 
-    async def settle(self, run_id: int, status: str, detail: str = "", *, retry_at: datetime | None = None) -> None:
-        """Record how an attempt ended (a failed one with the time its retry is due, if any)."""
+    async def settle(
+        self, run_id: int, holder: str, attempt: int, status: str, detail: str = "", *, retry_at: datetime | None = None
+    ) -> bool:
+        """Record how attempt `attempt` ended (a failed one with the time its retry is due, if any); False when
+        the period has moved on without us (our run lease ran out and another attempt took it)."""
         async with self._db.transaction() as session:
-            await session.execute(
+            result = await session.execute(
                 update(JobRunRow)
-                .where(JobRunRow.id == run_id)
+                .where(
+                    JobRunRow.id == run_id,
+                    JobRunRow.holder == holder,
+                    JobRunRow.attempts == attempt,
+                    JobRunRow.status == RUNNING,
+                )
                 .values(
                     status=status,
                     detail=truncate(detail, 1000),
@@ -201,6 +232,7 @@ class JobRunLog:
                     next_attempt_at=retry_at,
                 )
             )
+            return rowcount(result) == 1
 
     async def supersede(self, job: str, before: datetime) -> int:
         """A good run makes older failed periods of the same job moot (the work they owed is done)."""
@@ -229,10 +261,12 @@ class JobRunLog:
             return rowcount(result)
 
 
-async def execute(runs: JobRunLog, spec: JobSpec, period: Period, holder: str, retry: RetryPolicy) -> JobResult:
+async def execute(
+    runs: JobRunLog, spec: JobSpec, period: Period, holder: str, retry: RetryPolicy, lease: timedelta
+) -> JobResult:
     """Claim `period`, run the job, settle the row: ok, failed with a retry time, or given up after the last
     attempt. Errors are logged and recorded, never raised."""
-    if not await runs.claim(period, holder):
+    if not await runs.claim(period, holder, lease):
         metrics.JOB_RUNS.labels(spec.name, SKIPPED).inc()
         log.debug("scheduler.job_skipped", job=spec.name, run_key=period.run_key, reason="claimed elsewhere")
         return JobResult(spec.name, period.run_key, SKIPPED, "claimed elsewhere")
@@ -242,9 +276,10 @@ async def execute(runs: JobRunLog, spec: JobSpec, period: Period, holder: str, r
     try:
         outcome = await spec.run()
     except Exception as exc:
-        return await _failed(runs, spec, period, attempt, retry, exc)
+        return await _failed(runs, spec, period, holder, attempt, retry, exc)
     detail = "" if outcome is None else truncate(str(outcome), 1000)
-    await runs.settle(period.id, OK, detail)
+    if not await runs.settle(period.id, holder, attempt, OK, detail):
+        log.warning("scheduler.run_lease_lost", job=spec.name, run_key=period.run_key, attempt=attempt)
     with contextlib.suppress(Exception):
         await runs.supersede(spec.name, period.scheduled_at)
     metrics.JOB_RUNS.labels(spec.name, OK).inc()
@@ -253,7 +288,7 @@ async def execute(runs: JobRunLog, spec: JobSpec, period: Period, holder: str, r
 
 
 async def _failed(
-    runs: JobRunLog, spec: JobSpec, period: Period, attempt: int, retry: RetryPolicy, exc: Exception
+    runs: JobRunLog, spec: JobSpec, period: Period, holder: str, attempt: int, retry: RetryPolicy, exc: Exception
 ) -> JobResult:
     reason = type(exc).__name__
     metrics.JOB_RUNS.labels(spec.name, FAILED).inc()
@@ -268,12 +303,12 @@ async def _failed(
             exc_info=exc,
         )
         with contextlib.suppress(Exception):
-            await runs.settle(period.id, FAILED, reason, retry_at=retry_at)
+            await runs.settle(period.id, holder, attempt, FAILED, reason, retry_at=retry_at)
         return JobResult(spec.name, period.run_key, FAILED, reason, attempt, retry_at)
     log.error("scheduler.job_gave_up", job=spec.name, run_key=period.run_key, attempts=attempt, exc_info=exc)
     metrics.JOB_GAVE_UP.labels(spec.name).inc()
     with contextlib.suppress(Exception):
-        await runs.settle(period.id, GAVE_UP, reason)
+        await runs.settle(period.id, holder, attempt, GAVE_UP, reason)
     return JobResult(spec.name, period.run_key, GAVE_UP, reason, attempt)
 
 
@@ -306,10 +341,10 @@ async def run_job(
         log.exception("scheduler.job_failed", job=name, run_key=key, manual=True)
         metrics.JOB_RUNS.labels(name, FAILED).inc()
         with contextlib.suppress(Exception):
-            await runs.settle(run_id, FAILED, type(exc).__name__)
+            await runs.settle(run_id, holder, 1, FAILED, type(exc).__name__)
         return JobResult(name, key, FAILED, type(exc).__name__, 1)
     detail = "" if outcome is None else truncate(str(outcome), 1000)
-    await runs.settle(run_id, OK, detail)
+    await runs.settle(run_id, holder, 1, OK, detail)
     metrics.JOB_RUNS.labels(name, OK).inc()
     log.info("scheduler.job_finished", job=name, run_key=key, manual=True)
     return JobResult(name, key, OK, detail, 1)

@@ -17,7 +17,9 @@ daylight-saving arithmetic. The rest is ours and short:
   runs late if it is at most `misfire_grace_seconds` old, and is recorded as `missed` (and logged) otherwise —
   a Monday-morning report does not turn up on Thursday.
 - A failed period is retried after `RetryPolicy` backoff by whichever replica leads, up to `max_attempts`, then
-  given up and alerted. At most one run of a job at a time in a process; different jobs run concurrently.
+  given up and alerted. A run holds a lease of its own (renewed with the leader lease), so a period whose
+  process died mid-run is retried too, once that lease runs out. At most one run of a job at a time in a
+  process; different jobs run concurrently.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from bot.store.db import Database
 from bot.store.leases import LeaseStore
 from scheduler.config import SchedulerConfig
 from scheduler.jobs import JobSpec
-from scheduler.runs import FAILED, GAVE_UP, MISSED, PENDING, JobResult, JobRunLog, Period, execute, period_key, run_job
+from scheduler.runs import GAVE_UP, MISSED, PENDING, RUNNING, JobResult, JobRunLog, Period, execute, period_key, run_job
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +80,8 @@ class SupportScheduler:
         self._planned: dict[str, datetime | None] = {}
         self._retries: dict[str, datetime] = {}  # retries this process scheduled, to wake up for them
         self._running: dict[str, asyncio.Task[JobResult]] = {}
+        self._running_ids: dict[str, int] = {}  # job -> the period it is running, whose run lease we renew
+        self._run_lease = timedelta(seconds=config.leader_lease_seconds)
         self._last_prune: datetime | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -103,8 +107,10 @@ class SupportScheduler:
                 await self._loop_task
             self._loop_task = None
         await self._wait_running(grace_seconds)
-        for task in list(self._running.values()):
-            task.cancel()
+        unfinished = list(self._running.values())
+        for task in unfinished:
+            task.cancel()  # its period stays `running` until its run lease runs out, then it is retried
+        await asyncio.gather(*unfinished, return_exceptions=True)
         if release and self._leader:
             with contextlib.suppress(Exception):
                 await self._leases.release(LEADER_LEASE, self.holder)
@@ -120,6 +126,11 @@ class SupportScheduler:
             leader = False  # cannot prove we hold it: step down
         log.debug("scheduler.lease_renewed" if leader else "scheduler.lease_held_elsewhere", holder=self.holder)
         self._set_leader(leader)
+        if self._running_ids:
+            try:
+                await self._runs.renew(self._running_ids.values(), self.holder, self._run_lease)
+            except Exception:
+                log.exception("scheduler.run_lease_failed", holder=self.holder)
         if leader:
             await self._prune_if_due()
         return leader
@@ -150,11 +161,12 @@ class SupportScheduler:
             if period.job in self._running:
                 continue
             progress = True
-            if await self._too_late(period, now):
+            if await self._closed(period, now):
                 await self._plan(self.jobs[period.job], now)  # the period after the one skipped
                 continue
             task = asyncio.create_task(self._run(period), name=f"job:{period.job}")
             self._running[period.job] = task
+            self._running_ids[period.job] = period.id
         return progress
 
     async def _plan_due(self, now: datetime) -> None:
@@ -165,25 +177,32 @@ class SupportScheduler:
 
     async def _run(self, period: Period) -> JobResult:
         try:
-            result = await execute(self._runs, self.jobs[period.job], period, self.holder, self.config.retry)
+            spec = self.jobs[period.job]
+            result = await execute(self._runs, spec, period, self.holder, self.config.retry, self._run_lease)
             if result.retry_at is not None:
                 self._retries[period.job] = result.retry_at
             return result
         finally:
             self._running.pop(period.job, None)
+            self._running_ids.pop(period.job, None)
             self._wake.set()
 
-    async def _too_late(self, period: Period, now: datetime) -> bool:
-        """A pending period older than the grace is missed; a retry that fell that far behind (no leader for a
-        while) is given up rather than run at a surprising time."""
+    async def _closed(self, period: Period, now: datetime) -> bool:
+        """Close a due period instead of running it when running it would be wrong: a pending period older than
+        the grace is missed; a retry (or an abandoned run) that fell that far behind, or an abandoned run that
+        was already the last attempt, is given up."""
         late = now - period.due_at()
-        if late <= self.config.misfire_grace:
+        if period.status == RUNNING:
+            log.warning("scheduler.run_abandoned", job=period.job, run_key=period.run_key, attempt=period.attempts)
+        if late <= self.config.misfire_grace and not (
+            period.status == RUNNING and period.attempts >= self.config.retry.max_attempts
+        ):
             return False
         if period.status == PENDING:
             if await self._runs.close(period, MISSED, f"{late.total_seconds():.0f}s late"):
                 self._missed(period.job, period.scheduled_at, late)
-        elif period.status == FAILED and await self._runs.close(period, GAVE_UP, f"retry {late} late"):
-            log.error("scheduler.job_gave_up", job=period.job, run_key=period.run_key, reason="retry too late")
+        elif await self._runs.close(period, GAVE_UP, "too late" if late > self.config.misfire_grace else "abandoned"):
+            log.error("scheduler.job_gave_up", job=period.job, run_key=period.run_key, attempts=period.attempts)
             metrics.JOB_GAVE_UP.labels(period.job).inc()
         return True
 

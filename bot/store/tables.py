@@ -263,6 +263,7 @@ class JobRunRow(Base):
 
     States: pending (planned) -> running -> ok | failed (retried at `next_attempt_at`) -> ... -> gave_up;
     a pending period found too late is `missed`; a failed one overtaken by a later good run is `superseded`.
+    While `running`, `next_attempt_at` is the run's lease: past it, the run's process is presumed dead.
     """
 
     __tablename__ = "job_runs"

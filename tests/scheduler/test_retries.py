@@ -3,6 +3,8 @@ on SQLite and PostgreSQL. Also: the 0002 migration matches the model, and the cl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,9 +15,11 @@ from sqlalchemy import Connection
 from structlog.testing import capture_logs
 
 from bot.store.db import Database
+from bot.store.leases import LeaseStore
 from bot.store.tables import Base
 from scheduler.config import RetryPolicy, SchedulerConfig
-from scheduler.service import SupportScheduler
+from scheduler.jobs import job_table
+from scheduler.service import SupportScheduler, build_scheduler
 from tests.conftest import ManualClock
 from tests.scheduler.support import Calls, runs, scheduler
 
@@ -160,3 +164,42 @@ async def test_the_migrated_schema_matches_the_model(db: Database, table: str) -
 
     async with db.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
+
+
+async def test_a_run_whose_process_died_is_retried_once_its_run_lease_runs_out(db: Database) -> None:
+    clock = ManualClock(MONDAY_9 - timedelta(minutes=1))
+    config = SchedulerConfig(report_schedule="0 9 * * mon", leader_lease_seconds=30)
+    calls: list[datetime] = []
+    started = asyncio.Event()
+
+    async def report() -> str:
+        calls.append(clock.now())
+        if len(calls) == 1:
+            started.set()
+            await asyncio.Event().wait()  # the first run hangs until its process dies
+        return "sent"
+
+    def replica(holder: str) -> SupportScheduler:
+        jobs = job_table(config, {"weekly_report": report})
+        return build_scheduler(config, LeaseStore(db, clock), db, jobs, holder_id=holder, clock=clock)
+
+    a, b = replica("a"), replica("b")
+    await a.start(loop=False)
+    await b.start(loop=False)
+    clock.advance(60)
+    await a.tick()  # 09:00: a renews its lease (until 09:00:30) and starts the run
+    burst = asyncio.create_task(a.run_pending())
+    await asyncio.wait_for(started.wait(), timeout=10)
+    await a.stop(release=False, grace_seconds=0)  # a dies mid-run: neither lease is handed on
+    with contextlib.suppress(asyncio.CancelledError):
+        await burst
+    try:
+        for _ in range(6):
+            clock.advance(10)
+            await b.tick()
+            await b.run_pending()
+    finally:
+        await b.stop()
+    assert calls == [MONDAY_9, MONDAY_9 + timedelta(seconds=40)]  # b took over once both leases ran out
+    period = (await runs(db))[0]
+    assert (period.status, period.attempts) == ("ok", 2)
