@@ -7,7 +7,8 @@ root does not pass (no knowledge paths, no embeddings) is simply not scheduled.
 One owner per loop: work that already has a loop of its own is not a job here. The outbox dispatcher's loop
 delivers replies and the email channel's loop reads the mailbox (IDLE or polling, under its own lease), so
 there is no `outbox_flush` or `mailbox_poll` job. The knowledge base is synced by the `kb_sync` job, which runs
-on the leader only, so in a multi-replica deploy it is the one ingester.
+on the leader only, so in a multi-replica deploy it is the one ingester; it also runs once when a process
+becomes leader, so the root needs no sync of its own at start.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class JobSpec:
     cron: str = ""  # crontab in SchedulerConfig.timezone, e.g. "0 9 * * mon"
     every_seconds: float = 0.0
     description: str = ""
+    run_on_start: bool = False  # also run once when a process becomes leader (not only on the schedule)
 
     def __post_init__(self) -> None:
         if bool(self.cron) == (self.every_seconds > 0):
@@ -82,6 +84,7 @@ def job_table(config: SchedulerConfig, callables: Mapping[str, JobFn]) -> dict[s
     unknown = sorted(set(callables) - set(JOB_NAMES))
     if unknown:
         raise ConfigError(f"unknown scheduler job(s): {', '.join(unknown)}; known: {', '.join(JOB_NAMES)}")
+    on_start = {KB_SYNC}  # the index is there as soon as a deploy starts, without a sync of its own at start
     schedules: dict[str, tuple[str, float, str]] = {
         EXPIRE_CONFIRMATIONS: ("", config.expire_every_seconds, "expire pending confirmations past their time"),
         KB_SYNC: (config.kb_sync_schedule, 0.0, "re-ingest the configured knowledge sources (incremental)"),
@@ -91,6 +94,8 @@ def job_table(config: SchedulerConfig, callables: Mapping[str, JobFn]) -> dict[s
     table: dict[str, JobSpec] = {}
     for name, fn in callables.items():
         cron, every, description = schedules[name]
-        table[name] = JobSpec(name, fn, cron=cron, every_seconds=every, description=description)
+        table[name] = JobSpec(
+            name, fn, cron=cron, every_seconds=every, description=description, run_on_start=name in on_start
+        )
         table[name].trigger(config.tz)  # a bad crontab fails here, when the root builds the table
     return table

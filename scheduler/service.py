@@ -125,7 +125,10 @@ class SupportScheduler:
             log.exception("scheduler.lease_failed", holder=self.holder)
             leader = False  # cannot prove we hold it: step down
         log.debug("scheduler.lease_renewed" if leader else "scheduler.lease_held_elsewhere", holder=self.holder)
+        took_over = leader and not self._leader
         self._set_leader(leader)
+        if took_over:
+            await self._plan_start_runs()
         if self._running_ids:
             try:
                 await self._runs.renew(self._running_ids.values(), self.holder, self._run_lease)
@@ -168,6 +171,21 @@ class SupportScheduler:
             self._running[period.job] = task
             self._running_ids[period.job] = period.id
         return progress
+
+    async def _plan_start_runs(self) -> None:
+        """Jobs marked `run_on_start` run once as soon as this process leads (a fresh or restarted deploy syncs
+        the knowledge base at once), unless a period of theirs is due anyway."""
+        now = self._clock.now()
+        for spec in self.jobs.values():
+            if not spec.run_on_start:
+                continue
+            try:
+                latest = await self._runs.latest(spec.name)
+                if latest is not None and latest.status == PENDING and latest.scheduled_at <= now:
+                    continue
+                await self._runs.plan(spec.name, period_key(spec, now, self.tz), now, spec.schedule(self.tz))
+            except Exception:
+                log.exception("scheduler.plan_failed", job=spec.name)
 
     async def _plan_due(self, now: datetime) -> None:
         for name, spec in self.jobs.items():

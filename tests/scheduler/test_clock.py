@@ -332,3 +332,24 @@ async def test_the_running_loop_fires_and_retries_on_its_own(sqlite_db: Database
     stored = [r for r in await runs(sqlite_db) if r.status not in ("pending",)]
     assert stored[0].status == "ok" and stored[0].attempts == 2  # failed once, then the retry succeeded
     assert all(r.status == "ok" for r in stored)
+
+
+async def test_kb_sync_runs_once_when_a_process_starts_leading_then_on_its_schedule(sqlite_db: Database) -> None:
+    clock = ManualClock(datetime(2026, 11, 16, 10, 7, tzinfo=UTC))
+    calls = Calls(clock)
+    leader = scheduler(sqlite_db, SchedulerConfig(), calls, ("kb_sync",), "leader")
+    standby = scheduler(sqlite_db, SchedulerConfig(), calls, ("kb_sync",), "standby")
+    await leader.start(loop=False)
+    await standby.start(loop=False)
+    try:
+        for _ in range(30):
+            await leader.run_pending()
+            await standby.run_pending()
+            clock.advance(60)
+            await leader.tick()
+            await standby.tick()
+    finally:
+        await leader.stop()
+        await standby.stop()
+    start = datetime(2026, 11, 16, 10, 7, tzinfo=UTC)
+    assert calls.at["kb_sync"] == [start, datetime(2026, 11, 16, 10, 30, tzinfo=UTC)]  # at once, then every 30 min
