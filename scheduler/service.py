@@ -276,6 +276,7 @@ class SupportScheduler:
         renew_every = timedelta(seconds=self.config.leader_lease_seconds / 3)
         next_renewal = self._clock.now() + renew_every
         while True:
+            failed = False
             try:
                 if self._clock.now() >= next_renewal:
                     await self.tick()
@@ -284,12 +285,21 @@ class SupportScheduler:
                     await self._dispatch()
             except Exception:
                 log.exception("scheduler.loop_failed", holder=self.holder)
-            planned = [t for t in self._planned.values() if t is not None]
-            wake_at = min([next_renewal, *planned, *self._retries.values()])
-            delay = max((wake_at - self._clock.now()).total_seconds(), 0.01)
+                failed = True
+            delay = max((self._wake_at(next_renewal) - self._clock.now()).total_seconds(), 0.01)
+            if failed:  # the database is probably down: do not spin on it
+                delay = max(delay, renew_every.total_seconds())
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    def _wake_at(self, next_renewal: datetime) -> datetime:
+        """The next renewal, planned period or retry, ignoring jobs that are running (a finished run wakes the
+        loop itself; a period due behind a long run must not make the loop spin)."""
+        idle = [job for job in self.jobs if job not in self._running]
+        due = [t for job in idle if (t := self._planned.get(job)) is not None]
+        due += [t for job in idle if (t := self._retries.get(job)) is not None]
+        return min([next_renewal, *due])
 
     async def _prune_if_due(self) -> None:
         now = self._clock.now()

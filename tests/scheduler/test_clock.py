@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import event
 
 from bot.errors import ConfigError
 from bot.ports import SystemClock
@@ -353,3 +354,36 @@ async def test_kb_sync_runs_once_when_a_process_starts_leading_then_on_its_sched
         await standby.stop()
     start = datetime(2026, 11, 16, 10, 7, tzinfo=UTC)
     assert calls.at["kb_sync"] == [start, datetime(2026, 11, 16, 10, 30, tzinfo=UTC)]  # at once, then every 30 min
+
+
+async def test_a_period_due_behind_a_long_run_does_not_make_the_loop_spin(sqlite_db: Database) -> None:
+    """The first run of an every-50-ms job lasts three lease renewals (500 ms apart); periods fall due behind
+    it. Meanwhile the loop wakes for renewals, not in a tight loop on the due period: few job_runs queries."""
+    config = SchedulerConfig(expire_every_seconds=0.05, leader_lease_seconds=1.5)
+    clock = SystemClock()
+    release = asyncio.Event()
+    renewals = 0
+    job_run_queries = 0
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        nonlocal renewals, job_run_queries
+        if statement.startswith("UPDATE leases"):
+            renewals += 1
+            if renewals >= 4:
+                release.set()
+        elif "job_runs" in statement and not release.is_set():
+            job_run_queries += 1
+
+    async def long_job() -> str:
+        await release.wait()
+        return "done"
+
+    event.listen(sqlite_db.engine.sync_engine, "before_cursor_execute", count)
+    jobs = job_table(config, {"expire_confirmations": long_job})
+    sched = build_scheduler(config, LeaseStore(sqlite_db, clock), sqlite_db, jobs, holder_id="spin", clock=clock)
+    await sched.start()
+    try:
+        await asyncio.wait_for(release.wait(), timeout=20)
+    finally:
+        await sched.stop()
+    assert job_run_queries < 60, job_run_queries  # a spinning loop makes hundreds in the same 1.5 s
