@@ -181,8 +181,8 @@ class SupportScheduler:
                 continue
             try:
                 latest = await self._runs.latest(spec.name)
-                if latest is not None and latest.status == PENDING and latest.scheduled_at <= now:
-                    continue
+                if latest is not None and latest.status == PENDING and _within(latest, now, self.config.misfire_grace):
+                    continue  # due anyway, and in time: that run is the start run
                 await self._runs.plan(spec.name, period_key(spec, now, self.tz), now, spec.schedule(self.tz))
             except Exception:
                 log.exception("scheduler.plan_failed", job=spec.name)
@@ -315,6 +315,10 @@ class SupportScheduler:
         tasks = list(self._running.values())
         if tasks:
             await asyncio.wait(tasks, timeout=limit_seconds)
+
+
+def _within(period: Period, now: datetime, grace: timedelta) -> bool:
+    return timedelta(0) <= now - period.scheduled_at <= grace
 
 
 def _first_fire(trigger: BaseTrigger, previous: datetime | None, now: datetime) -> datetime | None:

@@ -387,3 +387,22 @@ async def test_a_period_due_behind_a_long_run_does_not_make_the_loop_spin(sqlite
     finally:
         await sched.stop()
     assert job_run_queries < 60, job_run_queries  # a spinning loop makes hundreds in the same 1.5 s
+
+
+async def test_kb_sync_runs_on_start_even_after_its_planned_period_went_stale(sqlite_db: Database) -> None:
+    """A daily sync planned for 03:00, every process down until 09:00: the stale period is recorded as missed
+    and the sync still runs at start, not only at 03:00 tomorrow."""
+    config = SchedulerConfig(kb_sync_schedule="0 3 * * *")
+    clock = ManualClock(datetime(2026, 11, 16, 2, 0, tzinfo=UTC))
+    calls = Calls(clock)
+    first = scheduler(sqlite_db, config, calls, ("kb_sync",), "first")
+    await first.start(loop=False)
+    await first.run_pending()  # the start run at 02:00
+    await first.stop()
+    clock.advance(7 * 3600)
+    second = scheduler(sqlite_db, config, calls, ("kb_sync",), "second")
+    await second.start(loop=False)
+    await second.run_pending()
+    await second.stop()
+    assert calls.at["kb_sync"] == [datetime(2026, 11, 16, 2, 0, tzinfo=UTC), datetime(2026, 11, 16, 9, 0, tzinfo=UTC)]
+    assert [r.status for r in await runs(sqlite_db)] == ["ok", "missed", "ok", "pending"]
