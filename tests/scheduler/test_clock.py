@@ -136,10 +136,10 @@ async def test_run_missed_beyond_grace_is_recorded_and_skipped(sqlite_db: Databa
 async def test_a_long_outage_runs_only_the_latest_missed_period(sqlite_db: Database) -> None:
     """Hourly job, every process down for a day: the periods missed beyond the grace are skipped, the one
     inside it runs once, late."""
-    config = SchedulerConfig(kb_sync_schedule="0 * * * *", misfire_grace_seconds=1800)
+    config = SchedulerConfig(gaps_schedule="0 * * * *", misfire_grace_seconds=1800)
     clock = ManualClock(datetime(2026, 11, 16, 9, 0, tzinfo=UTC))
     calls = Calls(clock)
-    first = scheduler(sqlite_db, config, calls, ("kb_sync",), "first")
+    first = scheduler(sqlite_db, config, calls, ("knowledge_gaps",), "first")
     await first.start(loop=False)
     await first.run_pending()  # 09:00 runs
     clock.advance(3600)
@@ -147,14 +147,14 @@ async def test_a_long_outage_runs_only_the_latest_missed_period(sqlite_db: Datab
     await first.run_pending()  # 10:00 runs
     await first.stop()
     clock.advance(24 * 3600 + 600)  # back the next day at 10:10
-    second = scheduler(sqlite_db, config, calls, ("kb_sync",), "second")
+    second = scheduler(sqlite_db, config, calls, ("knowledge_gaps",), "second")
     await second.start(loop=False)
     await second.run_pending()
     await second.stop()
     start = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
     late = datetime(2026, 11, 17, 10, 10, tzinfo=UTC)
-    assert calls.at["kb_sync"] == [start, start + timedelta(hours=1), late]
-    assert [(r.run_key.removeprefix("kb_sync:"), r.status) for r in await runs(sqlite_db)] == [
+    assert calls.at["knowledge_gaps"] == [start, start + timedelta(hours=1), late]
+    assert [(r.run_key.removeprefix("knowledge_gaps:"), r.status) for r in await runs(sqlite_db)] == [
         ("2026-11-16T09:00:00+00:00", "ok"),
         ("2026-11-16T10:00:00+00:00", "ok"),
         ("2026-11-16T11:00:00+00:00", "missed"),  # planned before the outage, found a day late
