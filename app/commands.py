@@ -9,7 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from app.build import build_for_command
-from app.jobs import app_jobs
+from app.jobs import app_jobs, report_config, scheduler_config
 from bot.errors import ConfigError
 from bot.settings import Settings
 from escalation.tickets import format_tickets
@@ -42,7 +42,7 @@ async def report_command(settings: Settings, *, week: str | None, dry_run: bool,
     tz = ZoneInfo(settings.timezone)
     async with build_for_command(settings) as ctx:
         which = parse_week(week, tz) if week else last_complete_week(ctx.clock.now(), tz)
-        rendered = await build_report(ctx.db, settings, which)
+        rendered = await build_report(ctx.db, report_config(settings), which)
         if dry_run:
             path = out or settings.data_dir / "reports" / rendered.filename
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +53,7 @@ async def report_command(settings: Settings, *, week: str | None, dry_run: bool,
         if not (settings.slack_enabled or settings.email_enabled):
             raise ConfigError("no channel to deliver the report to: set Slack or email settings, or use --dry-run")
         slack, email = await ctx.channels()
-        sent = await deliver_report(rendered, settings, slack, email)
+        sent = await deliver_report(rendered, report_config(settings), slack, email)
     print(f"report for {which} delivered: {sent}")
     return 0
 
@@ -76,7 +76,7 @@ async def job_command(settings: Settings, name: str) -> int:
     async with build_for_command(settings) as ctx:
         services = await ctx.wiring()
         slack, email = await ctx.channels()
-        jobs = job_table(settings, app_jobs(services, slack=slack, email=email))
+        jobs = job_table(scheduler_config(settings), app_jobs(services, slack=slack, email=email))
         result = await run_job(services.db, services.clock, jobs, name)
     print(f"{result.job}: {result.status} {result.detail}".rstrip())
     return 0 if result.status != "failed" else 1

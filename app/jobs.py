@@ -5,6 +5,7 @@ One owner per loop: the outbox dispatcher and the email channel run their own lo
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from app.wiring import Wiring
@@ -13,9 +14,33 @@ from bot.settings import Settings
 from bot.store.db import Database
 from channels.email import EmailChannel
 from channels.slack import SlackChannel
+from scheduler.config import ReportConfig, RetryPolicy, SchedulerConfig
 from scheduler.gaps import GapBacklog, confident_with, gaps_job
 from scheduler.jobs import JobFn
 from scheduler.publish import weekly_report_job
+
+
+def scheduler_config(settings: Settings) -> SchedulerConfig:
+    """The scheduler's part of the settings."""
+    return SchedulerConfig(
+        timezone=settings.timezone,
+        report_schedule=settings.report_schedule,
+        gaps_schedule=settings.gaps_schedule,
+        kb_sync_schedule=settings.kb_sync_schedule,
+        leader_lease_seconds=settings.leader_lease_seconds,
+        misfire_grace_seconds=settings.misfire_grace_seconds,
+        retry=RetryPolicy(settings.job_max_attempts, tuple(settings.job_retry_backoff_seconds)),
+    )
+
+
+def report_config(settings: Settings) -> ReportConfig:
+    """What the weekly report and the gap backlog need from the settings."""
+    return ReportConfig(
+        timezone=settings.timezone,
+        slack_report_channel=settings.slack_report_channel,
+        report_email_to=tuple(settings.report_email_to),
+        low_confidence_threshold=settings.low_confidence_threshold,
+    )
 
 
 def gap_backlog(
@@ -33,10 +58,7 @@ def gap_backlog(
 def app_jobs(w: Wiring, *, slack: SlackChannel | None, email: EmailChannel | None) -> dict[str, JobFn]:
     """Every job this process can run, by the names `scheduler.jobs` schedules."""
     settings = w.settings
-    jobs: dict[str, JobFn] = {}
-    if email is not None and not settings.imap_idle:
-        jobs["mailbox_poll"] = email.poll_once
-    jobs["outbox_flush"] = w.dispatcher.flush_once
+    jobs: dict[str, JobFn] = {}  # the outbox and the mailbox have loops of their own (one owner per loop)
     if w.escalation is not None:
         jobs["expire_confirmations"] = w.escalation.expire_due
     index = w.index
@@ -44,12 +66,15 @@ def app_jobs(w: Wiring, *, slack: SlackChannel | None, email: EmailChannel | Non
         paths = [Path(p) for p in settings.knowledge_paths]
 
         async def kb_sync() -> object:
-            return (await index.ingest(paths)).summary()
+            summary = (await index.ingest(paths)).summary()
+            gc.collect()
+            gc.freeze()  # the model and the index loaded by a sync live as long as the process
+            return summary
 
         jobs["kb_sync"] = kb_sync
-    jobs["weekly_report"] = weekly_report_job(w.db, settings, w.clock, slack, email)
+    jobs["weekly_report"] = weekly_report_job(w.db, report_config(settings), w.clock, slack, email)
     if w.embedder is not None:
         jobs["knowledge_gaps"] = gaps_job(
-            gap_backlog(w.db, w.clock, w.embedder, w.knowledge, settings), settings, slack
+            gap_backlog(w.db, w.clock, w.embedder, w.knowledge, settings), report_config(settings), slack
         )
     return jobs

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from app.build import build_channels, build_service
 from app.http import Readiness, build_http_app
-from app.jobs import app_jobs
+from app.jobs import app_jobs, scheduler_config
 from app.wiring import Wiring
 from bot import metrics
 from bot.settings import Settings
@@ -61,8 +61,9 @@ class SupportApp:
         settings = services.settings
         slack, email = build_channels(services)
         self.channels = [c for c in (slack, email) if c is not None]
-        jobs = job_table(settings, app_jobs(services, slack=slack, email=email))
-        self.scheduler = build_scheduler(settings, services.leases, services.db, jobs, clock=services.clock)
+        config = scheduler_config(settings)
+        jobs = job_table(config, app_jobs(services, slack=slack, email=email))
+        self.scheduler = build_scheduler(config, services.leases, services.db, jobs, clock=services.clock)
         for channel in self.channels:
             await channel.start()
         services.dispatcher.start()
@@ -70,8 +71,6 @@ class SupportApp:
         self._background.append(asyncio.create_task(self._recover_loop()))
         await self.refresh_gauges()
         self._background.append(asyncio.create_task(self._gauges_loop()))
-        if settings.knowledge_paths:
-            self._background.append(asyncio.create_task(self._sync_knowledge()))
         await self.scheduler.start()
         local_key = write_local_key(settings.data_dir)
         http_app = build_http_app(
@@ -119,18 +118,6 @@ class SupportApp:
         while True:
             await asyncio.sleep(GAUGES_EVERY_SECONDS)
             await self.refresh_gauges()
-
-    async def _sync_knowledge(self) -> None:
-        index = self.services.index
-        if index is None:
-            return
-        try:
-            report = await index.ingest([Path(p) for p in self.services.settings.knowledge_paths])
-            log.info("knowledge.synced", report=report.summary())
-            gc.collect()
-            gc.freeze()  # the model and index loaded by the first sync live as long as the process, too
-        except Exception:
-            log.exception("knowledge.sync_failed")
 
     async def stop(self, grace_seconds: float | None = None) -> None:
         """Drain: not ready, stop intake, finish work in flight, flush the outbox, close."""

@@ -50,3 +50,4 @@ JOB_RUNS = Counter("supportbot_scheduler_job_runs", "Scheduled job runs", ["job"
 SCHEDULER_LEADER = Gauge("supportbot_scheduler_leader", "1 while this process holds the scheduler lease")
 API_REFUSED = Counter("supportbot_api_refused", "JSON API requests refused, by reason", ["reason"])
 READY = Gauge("supportbot_ready", "1 while /health/ready answers 200")
+JOB_GAVE_UP = Counter("supportbot_job_gave_up", "Scheduled job periods given up after every retry failed", ["job"])

@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     outbox_flush_seconds: float = Field(5.0, gt=0)
     leader_lease_seconds: float = Field(30.0, gt=0)
     misfire_grace_seconds: int = Field(3600, ge=1)
+    job_max_attempts: int = Field(4, ge=1)  # a failed job period is retried up to this many attempts in all
+    job_retry_backoff_seconds: Annotated[list[float], NoDecode] = [60.0, 300.0, 900.0]  # wait before each retry
 
     _split = field_validator(
         "api_keys",
@@ -172,6 +174,11 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite", "postgresql", "postgres")):
             raise ValueError("use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
         return value
+
+    @field_validator("job_retry_backoff_seconds", mode="before")
+    @classmethod
+    def _seconds_list(cls, value: Any) -> Any:
+        return [float(part) for part in _split_commas(value)] if isinstance(value, str) else value
 
     @field_validator("report_schedule", "gaps_schedule", "kb_sync_schedule")
     @classmethod

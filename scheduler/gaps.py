@@ -21,11 +21,11 @@ from sqlalchemy import and_, or_, select, update
 
 from bot.messages import Outcome, Role
 from bot.ports import Clock, KnowledgeEngine
-from bot.settings import Settings
 from bot.store.db import Database
 from bot.store.sql import rowcount
 from bot.store.tables import FeedbackRow, GapRow, TurnRow
 from knowledge.gaps import DEFAULT_DISTANCE, cluster_questions, label_for, normalize
+from scheduler.config import ReportConfig
 from scheduler.jobs import JobFn
 from scheduler.publish import ReportPublisher
 
@@ -320,16 +320,14 @@ def backlog_blocks(gaps: Sequence[Gap], limit: int = 15) -> list[dict[str, Any]]
     return blocks
 
 
-def gaps_job(backlog: GapBacklog, settings: Settings, publisher: ReportPublisher | None) -> JobFn:
+def gaps_job(backlog: GapBacklog, config: ReportConfig, publisher: ReportPublisher | None) -> JobFn:
     """The `knowledge_gaps` job: refresh the backlog and post the open gaps to `SLACK_REPORT_CHANNEL`."""
 
     async def run() -> str:
         result = await backlog.refresh()
         gaps = await backlog.list()
-        if publisher is not None and settings.slack_report_channel:
-            await publisher.post_report(
-                settings.slack_report_channel, format_gaps(gaps), backlog_blocks(gaps), None, ""
-            )
+        if publisher is not None and config.slack_report_channel:
+            await publisher.post_report(config.slack_report_channel, format_gaps(gaps), backlog_blocks(gaps), None, "")
         return str(result)
 
     return run

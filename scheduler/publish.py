@@ -6,15 +6,13 @@ The Slack and email channels implement these Protocols; the scheduler never impo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import tzinfo
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 import structlog
 
 from bot.ports import Clock
-from bot.settings import Settings
 from bot.store.db import Database
+from scheduler.config import ReportConfig
 from scheduler.jobs import JobFn
 from scheduler.render import render_blocks, render_chart, render_html, render_text, title
 from scheduler.report import Week, WeeklyReport, last_complete_week, weekly_report
@@ -49,30 +47,29 @@ class RenderedReport:
         return f"support-report-{self.report.week.label}.png"
 
 
-async def build_report(db: Database, settings: Settings, week: Week) -> RenderedReport:
-    tz: tzinfo = ZoneInfo(settings.timezone)
-    report = await weekly_report(db, week, tz, timezone_name=settings.timezone)
+async def build_report(db: Database, config: ReportConfig, week: Week) -> RenderedReport:
+    report = await weekly_report(db, week, config.tz, timezone_name=config.timezone)
     return RenderedReport(report, render_text(report), render_blocks(report), render_html(report), render_chart(report))
 
 
 async def deliver_report(
     rendered: RenderedReport,
-    settings: Settings,
+    config: ReportConfig,
     publisher: ReportPublisher | None,
     mailer: ReportMailer | None = None,
 ) -> list[str]:
     """Post to `SLACK_REPORT_CHANNEL` and mail `REPORT_EMAIL_TO` when configured; returns where it went."""
     sent: list[str] = []
-    if publisher is not None and settings.slack_report_channel:
+    if publisher is not None and config.slack_report_channel:
         await publisher.post_report(
-            settings.slack_report_channel, rendered.text, rendered.blocks, rendered.png, rendered.filename
+            config.slack_report_channel, rendered.text, rendered.blocks, rendered.png, rendered.filename
         )
-        sent.append(f"slack:{settings.slack_report_channel}")
-    if mailer is not None and settings.report_email_to:
+        sent.append(f"slack:{config.slack_report_channel}")
+    if mailer is not None and config.report_email_to:
         await mailer.send_report(
-            list(settings.report_email_to), title(rendered.report), rendered.text, rendered.html, rendered.png
+            list(config.report_email_to), title(rendered.report), rendered.text, rendered.html, rendered.png
         )
-        sent.append(f"email:{len(settings.report_email_to)}")
+        sent.append(f"email:{len(config.report_email_to)}")
     if not sent:
         log.warning("report.not_delivered", reason="no SLACK_REPORT_CHANNEL or REPORT_EMAIL_TO configured")
     return sent
@@ -80,7 +77,7 @@ async def deliver_report(
 
 def weekly_report_job(
     db: Database,
-    settings: Settings,
+    config: ReportConfig,
     clock: Clock,
     publisher: ReportPublisher | None,
     mailer: ReportMailer | None = None,
@@ -88,9 +85,9 @@ def weekly_report_job(
     """The `weekly_report` job: last complete week, rendered and delivered."""
 
     async def run() -> str:
-        week = last_complete_week(clock.now(), ZoneInfo(settings.timezone))
-        rendered = await build_report(db, settings, week)
-        sent = await deliver_report(rendered, settings, publisher, mailer)
+        week = last_complete_week(clock.now(), config.tz)
+        rendered = await build_report(db, config, week)
+        sent = await deliver_report(rendered, config, publisher, mailer)
         log.info("report.sent", week=week.label, to=sent, inquiries=rendered.report.current.inquiries)
         return f"{week.label} -> {', '.join(sent) or 'nowhere'}"
 

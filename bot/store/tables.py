@@ -259,18 +259,32 @@ class LeaseRow(Base):
 
 
 class JobRunRow(Base):
-    """One run of a scheduled job. `run_key` (job + scheduled time) is unique: a period runs once."""
+    """One period of a scheduled job. `run_key` (job + scheduled time) is unique: a period runs once.
+
+    States: pending (planned) -> running -> ok | failed (retried at `next_attempt_at`) -> ... -> gave_up;
+    a pending period found too late is `missed`; a failed one overtaken by a later good run is `superseded`.
+    While `running`, `next_attempt_at` is the run's lease: past it, the run's process is presumed dead.
+    """
 
     __tablename__ = "job_runs"
+    __table_args__ = (
+        Index("ix_job_runs_job_scheduled", "job", "scheduled_at"),
+        Index("ix_job_runs_due", "status", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job: Mapped[str] = mapped_column(String(64))
     run_key: Mapped[str] = mapped_column(String(256), unique=True)
     holder: Mapped[str] = mapped_column(String(256), default="")
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running | ok | failed
+    status: Mapped[str] = mapped_column(String(16), default="running")  # see the class docstring
     detail: Mapped[str] = mapped_column(Text, default="")
-    started_at: Mapped[datetime]
+    started_at: Mapped[datetime]  # when the latest attempt started (a pending period: when it was planned)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # 0002: retries, and the period itself (None for runs started by hand and for rows older than 0002)
+    scheduled_at: Mapped[datetime | None] = mapped_column(default=None)
+    schedule: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class SenderActivityRow(Base):

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.settings import load_settings
 from bot.store.db import Database
 from bot.store.tables import ConversationRow, FeedbackRow, TurnRow
 from knowledge.embedding import DEFAULT_MODEL, load_text_embedding
+from scheduler.config import ReportConfig
 from scheduler.gaps import GapBacklog, format_gaps, gaps_job
 from tests.conftest import ManualClock
 
@@ -211,7 +211,7 @@ async def test_gap_answered_by_new_documents_is_marked_covered(sqlite_db: Databa
             self.posts.append((channel, text, blocks))
 
     recorder = Recorder()
-    job = gaps_job(backlog, load_settings(slack_report_channel="C-GAPS"), recorder)
+    job = gaps_job(backlog, ReportConfig(slack_report_channel="C-GAPS"), recorder)
     await job()
     channel, text, blocks = recorder.posts[0]
     assert channel == "C-GAPS" and len(blocks) == 1 + 4 and "VAT" in text

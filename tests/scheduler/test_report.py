@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 from PIL import Image
 
-from bot.settings import load_settings
 from bot.store.db import Database
 from bot.store.tables import ChannelEventRow, ConversationRow, FeedbackRow, GapRow, TicketRow, TurnRow
+from scheduler.config import ReportConfig
 from scheduler.publish import build_report, deliver_report
 from scheduler.report import parse_week
 
@@ -166,7 +166,7 @@ def _expected(seeded: Seeded, week: tuple[datetime, datetime]) -> dict[str, Any]
 
 async def test_report_matches_independent_figures_and_chart_is_png(db: Database, tmp_path: Path) -> None:
     seeded = await _seed(db)
-    settings = load_settings(timezone="Europe/Berlin", slack_report_channel="C-MANAGERS")
+    settings = ReportConfig(timezone="Europe/Berlin", slack_report_channel="C-MANAGERS")
     rendered = await build_report(db, settings, parse_week("2026-W46", BERLIN))
     for figures, week in ((rendered.report.current, W46), (rendered.report.previous, W45)):
         want = _expected(seeded, week)
@@ -229,7 +229,7 @@ async def test_report_matches_independent_figures_and_chart_is_png(db: Database,
 
 
 async def test_quiet_week_is_an_honest_report(sqlite_db: Database) -> None:
-    settings = load_settings(timezone="Europe/Berlin")
+    settings = ReportConfig(timezone="Europe/Berlin")
     rendered = await build_report(sqlite_db, settings, parse_week("2026-W30", BERLIN))
     assert rendered.report.quiet
     assert rendered.report.current.deflection_rate is None
