@@ -76,6 +76,16 @@ class ImapConnection:
         found = self.client.search(["UID", f"{last_uid + 1}:*"])
         return sorted(int(u) for u in found if int(u) > last_uid)
 
+    def start_after(self) -> int:
+        """Where a poller with no stored position starts: just before the oldest unread message, or after the
+        newest message when all are read. So a fresh database answers the mail waiting for an answer, never the
+        mailbox's history."""
+        unseen = self.client.search(["UNSEEN"])
+        if unseen:
+            return min(int(u) for u in unseen) - 1
+        every = self.client.search(["ALL"])
+        return max((int(u) for u in every), default=0)
+
     def sizes(self, uids: Sequence[int]) -> dict[int, int]:
         """RFC822.SIZE of each message, so the poller can leave oversized ones unread and cap a batch in bytes."""
         if not uids:

@@ -88,9 +88,12 @@ class MailboxPoller:
         uidvalidity = await self._mailbox.call(conn.select, config.imap_folder)
         position = await self._ports.positions.get(self.name)
         last_uid = 0
-        if position is not None and position.uidvalidity == uidvalidity:
+        if position is None:
+            last_uid = await self._mailbox.call(conn.start_after)
+            log.info("email.first_poll", mailbox=self.name, start_after_uid=last_uid)
+        elif position.uidvalidity == uidvalidity:
             last_uid = position.last_uid
-        elif position is not None:
+        else:  # a new UIDVALIDITY: read from the start; every message is matched by its Message-ID
             log.warning("email.uidvalidity_changed", mailbox=self.name, old=position.uidvalidity, new=uidvalidity)
         uids = await self._mailbox.call(conn.uids_after, last_uid)
         accepted = 0

@@ -272,3 +272,34 @@ async def test_imaps_starttls_and_smtp_starttls(settings: Settings, dovecot: Dov
         assert len(smtp.handler.messages) == 2
     finally:
         smtp.controller.stop()
+
+
+async def test_a_fresh_database_answers_unread_mail_never_the_mailbox_history(
+    services: Wiring, smtp: SmtpServer, dovecot: DovecotServer
+) -> None:
+    with dovecot.client() as imap:
+        for n in range(1, 4):  # history: read long ago, by people or another tool
+            imap.append("INBOX", customer_email(n), flags=[b"\\Seen"])
+    dovecot.append([customer_email(n) for n in (4, 5)])  # waiting for an answer
+    with dovecot.client() as imap:
+        imap.append("INBOX", customer_email(6), flags=[b"\\Seen"])  # read after the unread ones arrived
+    channel = build_email(services)
+    services.dispatcher.register(Channel.EMAIL, channel.sender)
+    assert await settle(services, channel) == 3  # from the oldest unread on (4, 5, and 6 after it)
+    assert set(answers_by_parent(smtp)) == {"<q4@example.org>", "<q5@example.org>", "<q6@example.org>"}
+    dovecot.append(customer_email(7))
+    assert await settle(services, channel) == 1
+
+
+async def test_a_fresh_database_on_a_read_mailbox_starts_after_the_newest_mail(
+    services: Wiring, smtp: SmtpServer, dovecot: DovecotServer
+) -> None:
+    with dovecot.client() as imap:
+        for n in range(1, 4):
+            imap.append("INBOX", customer_email(n), flags=[b"\\Seen"])
+    channel = build_email(services)
+    services.dispatcher.register(Channel.EMAIL, channel.sender)
+    assert await settle(services, channel) == 0 and not smtp.handler.messages
+    dovecot.append(customer_email(9))
+    assert await settle(services, channel) == 1
+    assert set(answers_by_parent(smtp)) == {"<q9@example.org>"}
