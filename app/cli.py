@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from app.build import build_for_command, build_knowledge_engine, offline_environment, setup_logging
-from app.commands import gaps_command, job_command, replay_command, report_command, tickets_command
+from app.commands import forget_command, gaps_command, job_command, replay_command, report_command, tickets_command
 from app.doctor import run_doctor
 from app.serve import local_key_path, serve
 from bot.errors import ConfigError, SupportbotError
@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="list or replay dead letters (inbound messages and undelivered replies)")
     replay.add_argument("--id", type=int, action="append", default=[], help="requeue this inbound message id")
     replay.add_argument("--all", action="store_true", help="requeue every dead letter and dead outbox row")
+    forget = sub.add_parser("forget", help="erase one person everywhere this service stores them")
+    forget.add_argument("who", help="an email address or a Slack user id (U…)")
     job = sub.add_parser("job", help="run a scheduled job now, by name")
     job.add_argument("name", help=f"one of: {', '.join(JOB_NAMES)}")
     return parser
@@ -219,6 +221,10 @@ async def _tickets(args: argparse.Namespace, settings: Settings) -> int:
     return await tickets_command(settings, limit=args.limit)
 
 
+async def _forget(args: argparse.Namespace, settings: Settings) -> int:
+    return await forget_command(settings, args.who)
+
+
 async def _job(args: argparse.Namespace, settings: Settings) -> int:
     return await job_command(settings, args.name)
 
@@ -235,6 +241,7 @@ COMMANDS: dict[str, Command] = {
     "gaps": _gaps,
     "tickets": _tickets,
     "job": _job,
+    "forget": _forget,
 }
 
 

@@ -12,6 +12,7 @@ from app.build import build_for_command
 from app.jobs import app_jobs, report_config, scheduler_config
 from bot.errors import ConfigError
 from bot.settings import Settings
+from bot.store.privacy import PrivacyStore
 from escalation.tickets import format_tickets
 from scheduler.gaps import format_gaps, list_gaps
 from scheduler.jobs import job_table
@@ -80,3 +81,16 @@ async def job_command(settings: Settings, name: str) -> int:
         result = await run_job(services.db, services.clock, jobs, name)
     print(f"{result.job}: {result.status} {result.detail}".rstrip())
     return 0 if result.status != "failed" else 1
+
+
+async def forget_command(settings: Settings, who: str) -> int:
+    async with build_for_command(settings) as ctx:
+        report = await PrivacyStore(ctx.db).forget(who)
+    print(f"forgot {report.who}: {report.total} row(s) erased")
+    for table, count in report.rows.items():
+        if count:
+            print(f"  {table}: {count}")
+    print("not reachable from here (erase these by hand if they hold this person's data):")
+    for place in report.unreachable:
+        print(f"  - {place}")
+    return 0

@@ -6,12 +6,14 @@ One owner per loop: the outbox dispatcher and the email channel run their own lo
 from __future__ import annotations
 
 import gc
+from datetime import timedelta
 from pathlib import Path
 
 from app.wiring import Wiring
 from bot.ports import Clock, Embedder, KnowledgeEngine
 from bot.settings import Settings
 from bot.store.db import Database
+from bot.store.privacy import PrivacyStore
 from channels.email import EmailChannel
 from channels.slack import SlackChannel
 from scheduler.config import ReportConfig, RetryPolicy, SchedulerConfig
@@ -72,6 +74,13 @@ def app_jobs(w: Wiring, *, slack: SlackChannel | None, email: EmailChannel | Non
             return summary
 
         jobs["kb_sync"] = kb_sync
+    if settings.retention_days:
+        privacy, days = PrivacyStore(w.db), settings.retention_days
+
+        async def retention() -> object:
+            return await privacy.purge(w.clock.now() - timedelta(days=days))
+
+        jobs["retention"] = retention
     jobs["weekly_report"] = weekly_report_job(w.db, report_config(settings), w.clock, slack, email)
     if w.embedder is not None:
         jobs["knowledge_gaps"] = gaps_job(

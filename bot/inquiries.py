@@ -20,6 +20,7 @@ import structlog
 
 from bot import metrics
 from bot.messages import InboundMessage, Reply, clean_text
+from bot.pii import remove_card_numbers
 from bot.ports import MessageHandler
 from bot.store.ledger import IGNORED, RECEIVED, InboundLedger, LedgerEntry
 
@@ -34,8 +35,9 @@ class _Pending:
 
 
 def storable(msg: InboundMessage) -> InboundMessage:
-    """`msg` with text and subject every database and wire can carry (the adapters clean at the edge too)."""
-    text, subject = clean_text(msg.text), clean_text(msg.subject)
+    """`msg` with text and subject every database and wire can carry (the adapters clean at the edge too), and
+    without card numbers: no answer needs one, so none is stored, traced, logged or sent to a model."""
+    text, subject = remove_card_numbers(clean_text(msg.text)), remove_card_numbers(clean_text(msg.subject))
     if text == msg.text and subject == msg.subject:
         return msg
     return dataclasses.replace(msg, text=text, subject=subject)

@@ -14,6 +14,8 @@ from typing import Any
 
 import structlog
 
+from bot.pii import mask_pii
+
 _SECRET_KEY = re.compile(r"(token|password|secret|api_key|apikey|authorization|signature)", re.IGNORECASE)
 MASK = "***"
 
@@ -38,6 +40,22 @@ class Redactor:
             else:
                 event[key] = self._clean(event[key])
         return event
+
+
+# Identifiers we log on purpose: they look like addresses (a Message-ID is <local@domain>) but name no person.
+_NOT_PII = frozenset(
+    {"timestamp", "level", "logger", "event", "message_id", "event_id", "in_reply_to", "reference", "run_key"}
+)
+
+
+def mask_pii_values(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: card numbers, email addresses and phone numbers in logged values are masked."""
+    for key, value in event.items():
+        if key not in _NOT_PII and isinstance(value, str):
+            event[key] = mask_pii(value)
+        elif key not in _NOT_PII and isinstance(value, list | tuple):
+            event[key] = [mask_pii(v) if isinstance(v, str) else v for v in value]
+    return event
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json", secret_values: Iterable[str] = ()) -> None:
@@ -66,6 +84,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", secret_values: Ite
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             redactor,
+            mask_pii_values,
             renderer,
         ],
     )

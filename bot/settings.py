@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     api_rate_limit_per_minute: int = Field(60, ge=1)
     max_question_chars: int = Field(4000, ge=1)
     processing_lease_seconds: float = Field(120.0, gt=0)  # a crashed replica's message is retried after this
+    retention_days: int = Field(180, ge=0)  # message bodies and traces older than this are blanked (0: keep)
 
     # --- knowledge ---
     knowledge_paths: CommaList = []

@@ -30,7 +30,8 @@ EXPIRE_CONFIRMATIONS = "expire_confirmations"
 KB_SYNC = "kb_sync"
 WEEKLY_REPORT = "weekly_report"
 KNOWLEDGE_GAPS = "knowledge_gaps"
-JOB_NAMES = (EXPIRE_CONFIRMATIONS, KB_SYNC, WEEKLY_REPORT, KNOWLEDGE_GAPS)
+RETENTION = "retention"
+JOB_NAMES = (EXPIRE_CONFIRMATIONS, KB_SYNC, WEEKLY_REPORT, KNOWLEDGE_GAPS, RETENTION)
 FREQUENT = (EXPIRE_CONFIRMATIONS,)  # logged at DEBUG when they start and finish
 
 
@@ -90,6 +91,7 @@ def job_table(config: SchedulerConfig, callables: Mapping[str, JobFn]) -> dict[s
         KB_SYNC: (config.kb_sync_schedule, 0.0, "re-ingest the configured knowledge sources (incremental)"),
         WEEKLY_REPORT: (config.report_schedule, 0.0, "post the weekly report for managers"),
         KNOWLEDGE_GAPS: (config.gaps_schedule, 0.0, "refresh and post the knowledge-gap backlog"),
+        RETENTION: (config.retention_schedule, 0.0, "blank message bodies older than RETENTION_DAYS"),
     }
     table: dict[str, JobSpec] = {}
     for name, fn in callables.items():

@@ -65,6 +65,7 @@ def test_operator_commands_end_to_end(tmp_path: Path) -> None:
         (("tickets",), ""),
         (("gaps",), ""),
         (("replay",), "0 inbound dead letter(s), 0 undelivered reply(ies)"),
+        (("forget", "nobody@example.org"), "forgot nobody@example.org: 0 row(s) erased"),
     ]:
         result = _cli(*command, data_dir=data)
         assert result.returncode == 0, (command, result.stderr)
