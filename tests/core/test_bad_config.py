@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
+
 ROOT = Path(__file__).parents[2]
 
 

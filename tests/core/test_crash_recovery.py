@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
+
 N = 30
 
 

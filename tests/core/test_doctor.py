@@ -11,6 +11,8 @@ from app.doctor import Check, collect
 from bot.settings import Settings
 from tests.fakes.anthropic_server import FakeAnthropic
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
+
 
 @pytest.fixture
 async def anthropic_api() -> AsyncIterator[FakeAnthropic]:

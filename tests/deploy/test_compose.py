@@ -13,6 +13,8 @@ import yaml
 
 from tests.deploy.support import COMPOSE, DEPLOY, compose_command, load_yaml, run
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
+
 EXPECTED_SERVICES = {"supportbot", "qdrant", "postgres", "prometheus", "grafana"}
 
 

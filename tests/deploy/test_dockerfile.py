@@ -20,6 +20,8 @@ import pytest
 
 from tests.deploy.support import DEPLOY, ROOT, run
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
+
 DOCKERFILE = DEPLOY / "Dockerfile"
 DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
 

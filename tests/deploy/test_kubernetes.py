@@ -14,6 +14,8 @@ import pytest
 from bot.settings import Settings
 from tests.deploy.support import KUBERNETES_VERSION, OVERLAYS, kustomize
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
+
 CRDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 SECRET_NAME = "supportbot-secrets"
 

@@ -31,6 +31,8 @@ from tests.deploy.support import (
     used_metric_names,
 )
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
+
 API_KEY = "deploy-test-key"
 START_TIMEOUT = 180.0
 

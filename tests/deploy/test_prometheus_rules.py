@@ -6,7 +6,11 @@ from __future__ import annotations
 import importlib.util
 import re
 
+import pytest
+
 from tests.deploy.support import ALERTS, DEPLOY, ROOT, alert_expressions, load_yaml, promtool, run
+
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
 
 REQUIRED_ALERTS = {
     "SupportbotDown",  # service down

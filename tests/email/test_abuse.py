@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from app.build import build_email, build_service
 from app.wiring import Wiring
 from bot.messages import Channel, Outcome, Reply
@@ -12,6 +14,8 @@ from channels.email import EmailChannel
 from tests.doubles import ScriptedKnowledge
 from tests.email.conftest import SUPPORT, SmtpServer, customer_email
 from tests.email.dovecot import DovecotServer
+
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
 
 
 def raw_mail(n: int, from_: str, *headers: str, body: str = "How do I restore a deleted file?") -> bytes:

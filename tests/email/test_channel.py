@@ -8,6 +8,8 @@ from collections import Counter
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
+
 from app.build import build_email, build_service
 from app.wiring import Wiring
 from bot.messages import Channel
@@ -16,6 +18,8 @@ from channels.email import EmailChannel
 from tests.doubles import ScriptedKnowledge
 from tests.email.conftest import SUPPORT, SmtpServer, customer_email, start_smtp
 from tests.email.dovecot import DovecotServer
+
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
 
 CORPUS = Path(__file__).parent.parent / "fixtures" / "email" / "corpus"
 

@@ -10,6 +10,8 @@ from tests.email.conftest import SmtpServer
 from tests.email.crashrun import run_with_kills
 from tests.email.dovecot import DovecotServer
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
+
 
 @pytest.mark.slow
 def test_sigkill_twice_every_email_answered_exactly_once(

@@ -22,6 +22,8 @@ from channels.email.worker import ProcessWorker, WorkerTimeout
 from tests.email.conftest import SUPPORT, SmtpServer, customer_email
 from tests.email.dovecot import DovecotServer
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
+
 LAG_BOUND = 0.1  # no callback may hold the loop longer than this
 WALL_BOUND = 0.5  # wall-clock lateness, which also counts the OS descheduling us on a loaded machine
 

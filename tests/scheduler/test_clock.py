@@ -23,6 +23,8 @@ from tests.conftest import ManualClock
 from tests.dbs import fresh_database_url
 from tests.scheduler.support import Calls, runs, scheduler
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
+
 BERLIN = ZoneInfo("Europe/Berlin")
 
 

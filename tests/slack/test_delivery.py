@@ -8,9 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import ManualClock
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.conftest import SlackHarness, load_fixture, open_harness, slack_settings
+
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
 
 
 def mention(n: int, text: str = "How do I reset my password?") -> dict[str, Any]:

@@ -18,6 +18,8 @@ from tests.dbs import fresh_database_url
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.conftest import SlackHarness, load_fixture, open_harness, slack_settings
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
+
 MENTIONS = 200
 BOTS = 40
 

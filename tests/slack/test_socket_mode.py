@@ -16,6 +16,8 @@ from tests.conftest import ManualClock
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.conftest import TestKnowledge, channel_for, load_fixture, slack_settings
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
+
 
 @dataclass
 class SocketHarness:
