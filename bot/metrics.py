@@ -27,6 +27,9 @@ CONFIDENCE = Histogram(
 LLM_TOKENS = Counter("supportbot_llm_tokens", "LLM tokens used", ["model", "direction"])
 LLM_COST = Counter("supportbot_llm_cost_usd", "LLM cost in US dollars", ["model"])
 LLM_CIRCUIT_OPEN = Gauge("supportbot_llm_circuit_open", "1 while the LLM circuit breaker is open")
+LLM_BUDGET_EXHAUSTED = Gauge(
+    "supportbot_llm_budget_exhausted", "1 while today's LLM spend is at LLM_DAILY_BUDGET_USD (answers are extractive)"
+)
 FEEDBACK = Counter("supportbot_feedback", "Feedback votes", ["channel", "value"])
 ERRORS = Counter("supportbot_errors", "Errors logged, by component", ["component"])
 TICKETS = Counter("supportbot_tickets", "Tickets, by backend and result", ["backend", "result"])

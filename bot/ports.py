@@ -54,6 +54,13 @@ class Embedder(Protocol):
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
+class SpendMeter(Protocol):
+    """What the language model cost since a moment, across every replica (implemented by the conversation store,
+    which records each turn's cost): the knowledge engine checks it against `LLM_DAILY_BUDGET_USD`."""
+
+    async def spent_since(self, since: datetime) -> float: ...
+
+
 class TicketBackend(Protocol):
     """Opens tickets. `idempotency_key` (the pending action's token) makes a repeated call return the same ticket."""
 

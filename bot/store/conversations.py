@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -118,6 +118,14 @@ class ConversationStore:
         state = await self.get(channel, key)
         assert state is not None
         return state
+
+    async def spent_since(self, since: datetime) -> float:
+        """LLM cost in US dollars of every turn recorded since `since` (all replicas: it is in the database)."""
+        async with self._db.sessions() as session:
+            total = await session.execute(
+                select(func.coalesce(func.sum(TurnRow.cost_usd), 0.0)).where(TurnRow.created_at >= since)
+            )
+            return float(total.scalar_one())
 
     async def history(self, channel: Channel, key: str, limit: int = 12) -> list[Turn]:
         """The last `limit` turns, oldest first."""

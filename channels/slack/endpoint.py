@@ -51,9 +51,12 @@ class EventsEndpoint:
                 observe(elapsed)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()  # aiohttp keeps it, so bolt can read it again
-        timestamp = request.headers.get("X-Slack-Request-Timestamp", "0")
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
+        if not _plausible(timestamp, signature, request.content_length):
+            log.info("slack.refused_before_body", has_signature=bool(signature))
+            return web.json_response({"error": "invalid request"}, status=401)
+        body = await request.read()  # aiohttp keeps it, so bolt can read it again
         if not self._verifier.is_valid(body, timestamp, signature):
             log.info("slack.bad_signature")
             return web.json_response({"error": "invalid request"}, status=401)
@@ -61,7 +64,7 @@ class EventsEndpoint:
             return await self._fallback(request)
         try:
             payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             return web.json_response({"error": "invalid JSON"}, status=400)
         if not isinstance(payload, dict):
             return web.json_response({"error": "invalid JSON"}, status=400)
@@ -72,3 +75,17 @@ class EventsEndpoint:
             return web.Response(status=await self._on_event(payload))
         log.info("slack.callback_ignored", type=str(kind))  # e.g. app_rate_limited: nothing to do but ack
         return web.Response(status=200)
+
+
+MAX_BODY_BYTES = 1024 * 1024  # Slack's own payloads stay far below this
+MAX_CLOCK_SKEW_SECONDS = 300
+
+
+def _plausible(timestamp: str, signature: str, length: int | None) -> bool:
+    """Checks that need no body, made before reading it: a request without Slack's headers, outside the 5-minute
+    window, or declaring an oversized body is refused without reading a byte of it."""
+    if not signature.startswith("v0=") or not timestamp.isdigit():
+        return False
+    if abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
+        return False
+    return length is None or length <= MAX_BODY_BYTES

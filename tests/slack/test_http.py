@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
 
 from tests.slack.conftest import SlackHarness, load_fixture
 
@@ -59,3 +60,22 @@ async def test_events_are_acked_before_the_answer_is_posted(harness: SlackHarnes
     assert await harness.services.ledger.seen("slack:event:Ev0001MENTION")
     await harness.settle()
     assert len(harness.fake.messages) == 1
+
+
+async def test_requests_without_slack_headers_are_refused_before_the_body_is_read(harness: SlackHarness) -> None:
+    """No signature, a stale timestamp or a declared body over 1 MiB: 401 without reading (or waiting for) the
+    body, so a slow or huge unsigned upload costs the service nothing."""
+    import asyncio
+
+    async def endless() -> AsyncIterator[bytes]:  # a body that never ends: only a refusal before reading answers
+        while True:
+            yield b"x" * 65536
+            await asyncio.sleep(0.05)
+
+    async with harness.http.post(harness.url, data=endless(), headers={"Content-Type": "application/json"}) as response:
+        assert response.status == 401
+    now = str(int(time.time()))
+    huge = {"X-Slack-Request-Timestamp": now, "X-Slack-Signature": "v0=" + "0" * 64, "Content-Type": "application/json"}
+    async with harness.http.post(harness.url, data=b"x" * (2 * 1024 * 1024), headers=huge) as response:
+        assert response.status == 401
+    assert await harness.services.ledger.count_by_status() == {}
