@@ -39,8 +39,10 @@ def build_http_app(
     *,
     slack_handler: Handler | None = None,
     local_key: str = "",
+    with_metrics: bool = True,
 ) -> web.Application:
-    """The service's routes. `local_key` is the per-run key `supportbot ask` reads from DATA_DIR (mode 0600)."""
+    """The service's routes. `local_key` is the per-run key `supportbot ask` reads from DATA_DIR (mode 0600);
+    `with_metrics=False` when /metrics has a listener of its own (`METRICS_PORT`)."""
     settings = services.settings
     api = ApiConfig((*settings.api_keys, local_key), settings.api_rate_limit_per_minute)
     app = web.Application(client_max_size=1024 * 1024)
@@ -58,10 +60,6 @@ def build_http_app(
         metrics.READY.set(1 if ok else 0)
         return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
 
-    async def prometheus(_request: web.Request) -> web.Response:
-        body = generate_latest()  # database-backed gauges are refreshed by the service, not per scrape
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
     async def slack(request: web.Request) -> web.StreamResponse:
         if slack_handler is None:
             return error(404, "Slack HTTP events are not enabled (set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN)")
@@ -69,7 +67,8 @@ def build_http_app(
 
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
-    app.router.add_get("/metrics", prometheus)
+    if with_metrics:
+        app.router.add_get("/metrics", prometheus)
     app.router.add_post("/api/ask", AskEndpoint(api, services.pipeline, services.clock))
     app.router.add_post("/slack/events", slack)
     admin = AdminConfig(tuple(settings.admin_keys), local_key, tuple(settings.knowledge_paths))
@@ -78,6 +77,18 @@ def build_http_app(
 
 
 READY_PROBE = f"ready-probe:{socket.gethostname()}:{os.getpid()}"
+
+
+async def prometheus(_request: web.Request) -> web.Response:
+    body = generate_latest()  # database-backed gauges are refreshed by the service, not per scrape
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_metrics_app() -> web.Application:
+    """/metrics alone, for its own listener (`METRICS_PORT`): scrapes never share the public port."""
+    app = web.Application()
+    app.router.add_get("/metrics", prometheus)
+    return app
 
 
 async def _database_writable(services: Wiring) -> bool:

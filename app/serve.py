@@ -21,7 +21,7 @@ import structlog
 from aiohttp import web
 
 from app.build import build_channels, build_service
-from app.http import Readiness, build_http_app
+from app.http import Readiness, build_http_app, build_metrics_app
 from app.jobs import app_jobs, scheduler_config
 from app.wiring import Wiring
 from bot import metrics
@@ -53,6 +53,7 @@ class SupportApp:
         self.channels: list[Runnable] = []
         self.scheduler: SupportScheduler | None = None
         self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.port: int = 0
 
@@ -73,14 +74,26 @@ class SupportApp:
         self._background.append(asyncio.create_task(self._gauges_loop()))
         await self.scheduler.start()
         local_key = write_local_key(settings.data_dir)
+        separate_metrics = settings.metrics_port > 0
         http_app = build_http_app(
-            services, self.readiness, slack_handler=slack.http_handler if slack else None, local_key=local_key
+            services,
+            self.readiness,
+            slack_handler=slack.http_handler if slack else None,
+            local_key=local_key,
+            with_metrics=not separate_metrics,
         )
         self._runner = web.AppRunner(http_app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.http_host, settings.http_port, reuse_address=True)
         await site.start()
         self.port = _bound_port(self._runner, settings.http_port)
+        metrics_url = f"http://{settings.http_host}:{self.port}/metrics"
+        if separate_metrics:
+            self._metrics_runner = web.AppRunner(build_metrics_app(), access_log=None, handle_signals=False)
+            await self._metrics_runner.setup()
+            host = settings.metrics_host or settings.http_host
+            await web.TCPSite(self._metrics_runner, host, settings.metrics_port, reuse_address=True).start()
+            metrics_url = f"http://{host}:{settings.metrics_port}/metrics"
         # Everything built so far lives as long as the process: move it out of the collector's reach, so a full
         # collection during a burst does not pause the event loop for 100+ ms (Slack acks must stay fast).
         gc.collect()
@@ -88,6 +101,7 @@ class SupportApp:
         log.info(
             "service.started",
             http=f"http://{settings.http_host}:{self.port}",
+            metrics=metrics_url,
             channels=[c.name for c in self.channels] or ["api"],
         )
 
@@ -138,6 +152,8 @@ class SupportApp:
         with contextlib.suppress(Exception):
             await services.dispatcher.flush_once()
         await services.dispatcher.stop()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
         if self._runner is not None:
             await self._runner.cleanup()
             local_key_path(services.settings.data_dir).unlink(missing_ok=True)

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     database_url: str = ""  # default: sqlite under DATA_DIR
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    metrics_port: int = Field(0, ge=0, le=65535)  # >0: /metrics on its own listener (not the public port)
+    metrics_host: str = ""  # where that listener binds (default: HTTP_HOST)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     shutdown_grace_seconds: float = Field(5.0, ge=0)

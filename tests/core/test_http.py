@@ -136,3 +136,30 @@ async def test_invalid_text_is_cleaned_at_the_edge(running: tuple[SupportApp, st
     assert resp.status == 200, payload
     assert payload["outcome"] == "answered"
     assert knowledge.asked[-1][0] == "How often does backup run?\ufffd"  # the service strips the trailing space
+
+
+async def test_metrics_on_their_own_listener(tmp_path: Path) -> None:
+    """With METRICS_PORT set, /metrics answers there and not on the public port."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        metrics_port = int(s.getsockname()[1])
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path,
+        http_port=0,
+        metrics_port=metrics_port,
+    )
+    services = await build_service(settings, knowledge=ScriptedKnowledge(), with_escalation=False)
+    app = SupportApp(services)
+    await app.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            public = await http.get(f"http://127.0.0.1:{app.port}/metrics")
+            own = await http.get(f"http://127.0.0.1:{metrics_port}/metrics")
+            assert public.status == 404
+            assert own.status == 200 and "supportbot_inquiries_total" in await own.text()
+            assert (await http.get(f"http://127.0.0.1:{metrics_port}/api/ask")).status == 404
+    finally:
+        await app.stop(grace_seconds=0)

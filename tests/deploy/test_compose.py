@@ -96,7 +96,7 @@ def test_prometheus_scrapes_supportbot_and_loads_the_alerts(config: dict[str, An
     scrape = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
     assert "alerts.yml" in scrape["rule_files"]
     job = next(j for j in scrape["scrape_configs"] if j["job_name"] == "supportbot")
-    assert job["static_configs"][0]["targets"] == ["supportbot:8080"]
+    assert job["static_configs"][0]["targets"] == ["supportbot:9464"]  # METRICS_PORT, not the public port
     assert job["metrics_path"] == "/metrics"
 
 

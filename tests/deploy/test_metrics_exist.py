@@ -13,6 +13,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -37,6 +38,12 @@ API_KEY = "deploy-test-key"
 START_TIMEOUT = 180.0
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _exposed_names(families: dict[str, str]) -> set[str]:
     names: set[str] = set()
     for name, kind in families.items():
@@ -50,13 +57,14 @@ def _exposed_names(families: dict[str, str]) -> set[str]:
 
 
 class RunningService:
-    def __init__(self, process: subprocess.Popen[str], base_url: str, log: list[str]) -> None:
+    def __init__(self, process: subprocess.Popen[str], base_url: str, metrics_url: str, log: list[str]) -> None:
         self.process = process
         self.base_url = base_url
+        self.metrics_url = metrics_url
         self.log = log
 
-    def get(self, path: str) -> str:
-        with urllib.request.urlopen(self.base_url + path, timeout=30) as response:  # noqa: S310 (loopback)
+    def get(self, url: str) -> str:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (loopback)
             return str(response.read().decode())
 
     def ask(self, question: str) -> dict[str, object]:
@@ -83,6 +91,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
         DATA_DIR=str(workdir / "data"),
         HTTP_HOST="127.0.0.1",
         HTTP_PORT="0",
+        METRICS_PORT=str(_free_port()),  # as deployed: /metrics on a listener of its own
         API_KEYS=API_KEY,
         LOG_FORMAT="json",
         LOG_LEVEL="INFO",
@@ -109,7 +118,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
             lines.put(line)
 
     threading.Thread(target=pump, daemon=True).start()
-    base_url = ""
+    base_url = metrics_url = ""
     try:
         while not base_url:
             try:
@@ -119,8 +128,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
             if process.poll() is not None and lines.empty():
                 pytest.fail(f"supportbot serve exited with {process.returncode}:\n" + "".join(log[-40:]))
             if '"service.started"' in line:
-                base_url = json.loads(line)["http"]
-        yield RunningService(process, base_url, log)
+                started = json.loads(line)
+                base_url, metrics_url = started["http"], started["metrics"]
+        yield RunningService(process, base_url, metrics_url, log)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -134,7 +144,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
 def exposed(service: RunningService) -> set[str]:
     answer = service.ask("How do I reset my password?")
     assert answer["outcome"]
-    text = service.get("/metrics")
+    text = service.get(service.metrics_url)
     families = {family.name: family.type for family in text_string_to_metric_families(text)}
     names = _exposed_names(families)
     assert 'supportbot_inquiries_total{channel="api"' in text  # the question above was counted
@@ -169,4 +179,4 @@ def test_the_dashboard_shows_every_metric_the_service_exposes(exposed: set[str])
 
 
 def test_health_endpoints_answer(service: RunningService) -> None:
-    assert json.loads(service.get("/health/live"))["status"] == "ok"
+    assert json.loads(service.get(service.base_url + "/health/live"))["status"] == "ok"
