@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[2]
+from tests.cli import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -25,17 +23,7 @@ Visitors park in the north garage. The garage gate code for visitors is 4711 and
 
 
 def _cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IMAP_", "SMTP_", "DATABASE_"))}
-    env.update({"DATA_DIR": str(data_dir), "HTTP_PORT": "0", "HF_HUB_OFFLINE": "1"})
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        env=env,
-        cwd=data_dir,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    return run_cli(*args, data_dir=data_dir)
 
 
 def test_operator_commands_end_to_end(tmp_path: Path) -> None:
@@ -82,17 +70,8 @@ def test_operator_commands_end_to_end(tmp_path: Path) -> None:
 
 def test_doctor_reports_each_check_without_secrets(tmp_path: Path) -> None:
     env_secret = "sk-ant-doctor-secret-1234"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IMAP_", "SMTP_", "DATABASE_"))}
-    env.update({"DATA_DIR": str(tmp_path), "ANTHROPIC_API_KEY": env_secret, "TICKET_BACKEND": "zendesk"})
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "doctor"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    extra = {"ANTHROPIC_API_KEY": env_secret, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "TICKET_BACKEND": "zendesk"}
+    result = run_cli("doctor", data_dir=tmp_path, env=extra)
     out = result.stdout
     assert env_secret not in out + result.stderr
     assert "[ok  ] DATABASE_URL" in out and "[ok  ] EMBEDDING_MODEL" in out
