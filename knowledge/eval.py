@@ -16,10 +16,10 @@ import json
 import math
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.settings import Settings
+from knowledge.config import KnowledgeConfig
 from knowledge.readers import NOT_EMBEDDED, KBDocument
 from knowledge.retrieval import Mode
 
@@ -81,13 +81,13 @@ def _corpus_documents(corpus: list[dict[str, str]]) -> list[KBDocument]:
     return documents
 
 
-def run_retrieval_eval(folder: Path, settings: Settings) -> dict[str, dict[str, float]]:
+def run_retrieval_eval(folder: Path, config: KnowledgeConfig) -> dict[str, dict[str, float]]:
     """Build a temporary index of the folder's corpus and score BM25-only, dense-only and hybrid retrieval."""
     from knowledge.service import build_knowledge
 
     corpus, queries, qrels = load_beir(folder)
     with tempfile.TemporaryDirectory(prefix="supportbot-eval-") as tmp:
-        local = settings.model_copy(update={"qdrant_url": "", "qdrant_collection": "eval"})
+        local = replace(config, qdrant_url="", qdrant_collection="eval")
         service = build_knowledge(local, root=Path(tmp))
         try:
             ingestor = service.ingestor  # same pipeline as production, on the temporary index
@@ -131,13 +131,13 @@ class AnswerCaseResult:
     reason: str = ""
 
 
-async def run_answer_eval(kb_folder: Path, cases_path: Path, settings: Settings) -> list[AnswerCaseResult]:
+async def run_answer_eval(kb_folder: Path, cases_path: Path, config: KnowledgeConfig) -> list[AnswerCaseResult]:
     """Ingest `kb_folder` into a temporary index and check each case (abstain / answer / forbidden text)."""
     from knowledge.service import build_knowledge
 
     results = []
     with tempfile.TemporaryDirectory(prefix="supportbot-answer-eval-") as tmp:
-        local = settings.model_copy(update={"qdrant_url": "", "qdrant_collection": "answer-eval"})
+        local = replace(config, qdrant_url="", qdrant_collection="answer-eval")
         service = build_knowledge(local, root=Path(tmp))
         try:
             await service.ingest([kb_folder])

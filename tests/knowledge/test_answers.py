@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from bot.messages import Answer, Role, Turn
-from bot.settings import Settings
+from knowledge.config import KnowledgeConfig
 from knowledge.service import KnowledgeService, build_knowledge
 from tests.fakes.anthropic_server import FakeAnthropic
 
 
 @pytest.fixture
 async def with_claude(
-    make_settings: Callable[..., Settings], anthropic: FakeAnthropic, kb: Path, tmp_path: Path
+    make_settings: Callable[..., KnowledgeConfig], anthropic: FakeAnthropic, kb: Path, tmp_path: Path
 ) -> AsyncIterator[KnowledgeService]:
     settings = make_settings(
         anthropic_api_key="sk-test",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from bot.settings import Settings
+from knowledge.config import KnowledgeConfig
 from knowledge.eval import format_eval_table, run_answer_eval, run_retrieval_eval, score_ranking
 from tests.knowledge.conftest import FIXTURES
 
@@ -16,7 +16,7 @@ def test_metrics_of_a_known_ranking() -> None:
     assert 0.6 < scores["nDCG@10"] < 0.64  # 1 / log2(3)
 
 
-def test_retrieval_eval_reports_three_modes(make_settings: Callable[..., Settings]) -> None:
+def test_retrieval_eval_reports_three_modes(make_settings: Callable[..., KnowledgeConfig]) -> None:
     results = run_retrieval_eval(FIXTURES / "beir", make_settings())
     assert set(results) == {"bm25", "dense", "hybrid"}
     for metrics in results.values():
@@ -28,7 +28,9 @@ def test_retrieval_eval_reports_three_modes(make_settings: Callable[..., Setting
     assert "nDCG@10" in table and "hybrid" in table
 
 
-async def test_answer_eval_abstains_and_ignores_injected_instructions(make_settings: Callable[..., Settings]) -> None:
+async def test_answer_eval_abstains_and_ignores_injected_instructions(
+    make_settings: Callable[..., KnowledgeConfig],
+) -> None:
     results = await run_answer_eval(FIXTURES / "kb", FIXTURES / "answer_cases.jsonl", make_settings())
     failures = [f"{r.question}: {r.reason}" for r in results if not r.passed]
     assert failures == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.settings import Settings
+from knowledge.config import KnowledgeConfig
 from knowledge.service import KnowledgeService, build_knowledge
 
 
@@ -113,7 +113,7 @@ async def test_bad_files_are_skipped_with_one_line_each(knowledge: KnowledgeServ
     assert all("\n" not in line for line in report.skipped)
 
 
-async def test_restart_keeps_the_index(make_settings: Callable[..., Settings], kb: Path, tmp_path: Path) -> None:
+async def test_restart_keeps_the_index(make_settings: Callable[..., KnowledgeConfig], kb: Path, tmp_path: Path) -> None:
     root = tmp_path / "index"
     first = build_knowledge(make_settings(), root=root)
     added = (await first.ingest([kb])).chunks_added
