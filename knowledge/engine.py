@@ -27,6 +27,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 from bot.errors import LLMUnavailable
 from bot.messages import Answer, Citation, Role, Turn, Usage
 from knowledge.answerers import ClaudeAnswerer, Draft, ExtractiveAnswerer
+from knowledge.citations import number_citations
 from knowledge.retrieval import Hit, HybridRetriever, metadata_filters, retrieval_confidence
 from knowledge.sparse import Bm25Encoder
 
@@ -38,27 +39,8 @@ _FOLLOW_UP = re.compile(r"\b(it|its|that|this|those|these|they|them|there|same|o
 
 
 def cite(draft_text: str, hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...], float]:
-    """Drop markers that point at no passage; return (text, citations in marker order, citation coverage 0..1)."""
-    valid = range(1, len(hits) + 1)
-    text = _MARKER.sub(lambda m: m.group(0) if int(m.group(1)) in valid else "", draft_text)
-    order: list[int] = []
-    for match in _MARKER.finditer(text):
-        number = int(match.group(1))
-        if number not in order:
-            order.append(number)
-    citations = tuple(
-        Citation(
-            index=n,
-            title=hits[n - 1].meta("title"),
-            source=hits[n - 1].meta("source"),
-            url=hits[n - 1].meta("url"),
-            section=hits[n - 1].meta("section"),
-            snippet=hits[n - 1].text[:300],
-            score=round(hits[n - 1].cosine, 4),
-            chunk_id=hits[n - 1].node.node_id,
-        )
-        for n in order
-    )
+    """Drop markers that point at no passage; return (text, citations by first use, citation coverage 0..1)."""
+    text, citations = number_citations(draft_text, hits)  # renumbered by first use, one per page, public links
     blocks = [b.strip() for b in re.split(r"\n+", text) if len(b.strip()) >= 25 and not b.strip().endswith(":")]
     coverage = sum(1 for b in blocks if _MARKER.search(b)) / len(blocks) if blocks else (1.0 if citations else 0.0)
     return text.strip(), citations, coverage

@@ -206,5 +206,5 @@ def build_knowledge(config: KnowledgeConfig, root: Path | None = None) -> Knowle
         retriever, encoder, ExtractiveAnswerer(encoder), build_claude(config), config.abstain_threshold
     )
     docstore = root / "knowledge" / f"docstore-{config.qdrant_collection}.json"
-    ingestor = Ingestor(store, embed_model, tokenizer, docstore)
+    ingestor = Ingestor(store, embed_model, tokenizer, docstore, config.knowledge_base_url)
     return KnowledgeService(engine, ingestor, embed_model, store)
