@@ -21,6 +21,7 @@ from pydantic import Field
 
 CHUNK_TOKENS = 200
 CHUNK_OVERLAP = 24
+LEAD_TOKENS = 80  # an untitled page opening up to this long is merged into the first section
 METADATA_TOKENS = 64  # title + section, in word pieces; leaves >= 136 pieces of text in every chunk
 SECTION_PART_CHARS = 80
 _PATH_SEPARATOR = "\x1f"  # headings contain "/" (paths, error messages); the ASCII unit separator never does
@@ -69,12 +70,34 @@ def markdown_sections(text: str) -> list[tuple[list[str], str]]:
     return sections
 
 
+def merge_lead(sections: list[tuple[list[str], str]], size: Callable[[str], int]) -> list[tuple[list[str], str]]:
+    """A page's short opening (its title heading and a sentence or two) joins the first section under it: "This
+    page says when a refund is possible" alone is a chunk that wins retrieval and holds no fact, while the rule it
+    introduces sits in the next section."""
+    if len(sections) < 2 or sections[0][0]:
+        return sections
+    (_, lead), (path, first) = sections[0], sections[1]
+    heading = _HEADING.match(lead.lstrip().split("\n", 1)[0])
+    title = (heading.group(2) or "").strip() if heading else ""
+    if path != ([title] if heading else []) or size(lead) > LEAD_TOKENS:
+        return sections
+    if size(lead) + size(first) > CHUNK_TOKENS - 32:  # room for the title and section metadata
+        return sections
+    return [([], f"{lead.rstrip()}\n\n{first.strip()}"), *sections[2:]]
+
+
 class FencedMarkdownParser(MarkdownNodeParser):
-    """`MarkdownNodeParser` with CommonMark fences (``` and ~~~) and a separator no heading contains."""
+    """`MarkdownNodeParser` with CommonMark fences (``` and ~~~), a separator no heading contains, and a short
+    untitled opening kept with the first section (`merge_lead`)."""
+
+    tokenizer: Any = Field(default=None, exclude=True)
 
     def get_nodes_from_node(self, node: BaseNode) -> list[TextNode]:
+        sections = markdown_sections(node.get_content())
+        if self.tokenizer is not None:
+            sections = merge_lead(sections, lambda text: len(self.tokenizer(text)))
         nodes = []
-        for path, section in markdown_sections(node.get_content()):
+        for path, section in sections:
             if section.strip():
                 nodes.append(self._build_node_from_split(section.strip(), node, _PATH_SEPARATOR.join(path)))
         return nodes
@@ -93,9 +116,8 @@ class SectionPath(TransformComponent):
             heading = _HEADING.match(first_line)
             if heading and (heading.group(2) or "").strip():
                 parts.append((heading.group(2) or "").strip())
-            title = str(node.metadata.get("title", ""))
-            if parts and parts[0].strip().lower() == title.strip().lower():
-                parts = parts[1:]
+            title = str(node.metadata.get("title", "")).strip().lower()
+            parts = [part for part in parts if part.strip().lower() != title]
             node.metadata["section"] = self._bounded(" > ".join(_clip(part) for part in parts), title)
             for excluded in (node.excluded_embed_metadata_keys, node.excluded_llm_metadata_keys):
                 if "header_path" in excluded:
@@ -121,7 +143,7 @@ def _clip(part: str) -> str:
 def node_parsers(tokenizer: Callable[[str], list[Any]]) -> list[TransformComponent]:
     """The chunking transformations, in order (an embed model goes after them in the pipeline)."""
     return [
-        FencedMarkdownParser(include_prev_next_rel=False, header_path_separator=_PATH_SEPARATOR),
+        FencedMarkdownParser(include_prev_next_rel=False, header_path_separator=_PATH_SEPARATOR, tokenizer=tokenizer),
         SectionPath(tokenizer=tokenizer),
         SentenceSplitter(
             chunk_size=CHUNK_TOKENS,

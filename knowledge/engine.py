@@ -41,7 +41,7 @@ _FOLLOW_UP = re.compile(r"\b(it|its|that|this|those|these|they|them|there|same|o
 def cite(draft_text: str, hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...], float]:
     """Drop markers that point at no passage; return (text, citations by first use, citation coverage 0..1)."""
     text, citations = number_citations(draft_text, hits)  # renumbered by first use, one per page, public links
-    blocks = [b.strip() for b in re.split(r"\n+", text) if len(b.strip()) >= 25 and not b.strip().endswith(":")]
+    blocks = [b.strip() for b in re.split(r"\n\s*\n", text) if len(b.strip()) >= 25 and not b.strip().endswith(":")]
     coverage = sum(1 for b in blocks if _MARKER.search(b)) / len(blocks) if blocks else (1.0 if citations else 0.0)
     return text.strip(), citations, coverage
 
