@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -26,10 +27,11 @@ class KnowledgeConfig:
     qdrant_api_key: str = ""  # QDRANT_API_KEY
     qdrant_collection: str = "supportbot"  # QDRANT_COLLECTION
     retrieval_top_k: int = 5  # RETRIEVAL_TOP_K
-    hybrid_dense_weight: float = 1.0  # HYBRID_DENSE_WEIGHT: RRF weight of the dense list
-    hybrid_sparse_weight: float = 0.99  # HYBRID_SPARSE_WEIGHT: RRF weight of the sparse (BM25) list
-    hybrid_rrf_k: int = 2  # HYBRID_RRF_K
-    abstain_threshold: float = 0.35  # ABSTAIN_THRESHOLD
+    hybrid_fusion: Literal["score", "rrf"] = "score"  # HYBRID_FUSION: weighted score sum, or weighted RRF
+    hybrid_dense_weight: float = 0.4  # HYBRID_DENSE_WEIGHT: weight of the dense (cosine) list; fit: `eval fit`
+    hybrid_sparse_weight: float = 0.6  # HYBRID_SPARSE_WEIGHT: weight of the sparse (BM25) list
+    hybrid_rrf_k: int = 60  # HYBRID_RRF_K: k of RRF (HYBRID_FUSION=rrf, and the stores' in-engine hybrid)
+    abstain_threshold: float = 0.15  # ABSTAIN_THRESHOLD: below this calibrated confidence the engine abstains
     low_confidence_threshold: float = 0.55  # LOW_CONFIDENCE_THRESHOLD
     anthropic_api_key: str = ""  # ANTHROPIC_API_KEY: "" = extractive answers only
     anthropic_base_url: str = ""  # ANTHROPIC_BASE_URL

@@ -87,10 +87,11 @@ class KnowledgeService:
 
 
 def fusion_plan(config: KnowledgeConfig) -> FusionPlan:
-    """Fusion weights from the config (HYBRID_DENSE_WEIGHT, HYBRID_SPARSE_WEIGHT, HYBRID_RRF_K)."""
+    """Fusion from the config (HYBRID_FUSION, HYBRID_DENSE_WEIGHT, HYBRID_SPARSE_WEIGHT, HYBRID_RRF_K)."""
     return FusionPlan(
         dense_weight=config.hybrid_dense_weight,
         sparse_weight=config.hybrid_sparse_weight,
+        method=config.hybrid_fusion,
         rrf_k=config.hybrid_rrf_k,
     )
 
@@ -201,7 +202,7 @@ def build_knowledge(config: KnowledgeConfig, root: Path | None = None) -> Knowle
     encoder = Bm25Encoder()
     plan = fusion_plan(config)
     store = build_store(config, dimensions, encoder, plan, root)
-    retriever = HybridRetriever(store, embed_model, config.retrieval_top_k)
+    retriever = HybridRetriever(store, embed_model, config.retrieval_top_k, plan, encoder)
     engine = KnowledgeQueryEngine(
         retriever, encoder, ExtractiveAnswerer(encoder), build_claude(config), config.abstain_threshold
     )
