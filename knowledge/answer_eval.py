@@ -6,7 +6,7 @@ customer's question) on a temporary index. Scores:
 - fact: at least 80 % of the reference answer's content words appear in the answer text;
 - held-out abstention: with `holdout` > 0, the answering documents of that share of questions are left out of the
   index, so those questions (and any other whose documents all went with them) become unanswerable, and the engine
-  should abstain on them;
+  should abstain on them; questions in the folder's `unanswerable.jsonl` count here too;
 - off-topic abstention: on `OFF_TOPIC_QUESTIONS`, general-knowledge and other-product questions;
 - confidently wrong: an in-domain answer (answerable or held out) that is not flagged (neither abstained nor below
   the low-confidence threshold, where the core offers a person) and lacks the fact.
@@ -25,7 +25,7 @@ from typing import Any
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from bot.messages import Answer
-from knowledge.beir import load_beir, temporary_index
+from knowledge.beir import BeirSet, EvalIndex, load_beir, temporary_index
 from knowledge.config import KnowledgeConfig
 
 FACT_SHARE = 0.8
@@ -155,19 +155,30 @@ async def run_answers_eval(
     if not data.answers:
         raise ValueError(f"{folder} has no answers.jsonl")
     removed, held_out = held_out_split(data.qrels, holdout, seed)
-    results: list[QuestionResult] = []
     with temporary_index(data.corpus, config, leave_out=removed) as index:
-        for query_id, text in data.queries.items():
-            answer = await index.service.answer(text)
-            cited = _cited_documents(answer, index.chunk_documents)
-            relevant = set(data.qrels[query_id]) - removed
-            kind = "held_out" if query_id in held_out else "answerable"
-            results.append(_result(query_id, kind, answer, config, relevant, cited, data.answers.get(query_id, "")))
-        for number, text in enumerate(OFF_TOPIC_QUESTIONS, 1):
-            answer = await index.service.answer(text)
-            cited = _cited_documents(answer, index.chunk_documents)
-            results.append(_result(f"off-topic-{number}", "off_topic", answer, config, set(), cited, ""))
+        results = await answer_questions(index, data, config, removed, held_out)
     return AnswerEvalReport(summarise(results), tuple(results))
+
+
+async def answer_questions(
+    index: EvalIndex, data: BeirSet, config: KnowledgeConfig, removed: set[str], held_out: set[str]
+) -> list[QuestionResult]:
+    """Every question of `data` (answerable or held out), its unanswerable ones, then the off-topic list."""
+    results: list[QuestionResult] = []
+    for query_id, text in data.queries.items():
+        answer = await index.service.answer(text)
+        cited = _cited_documents(answer, index.chunk_documents)
+        relevant = set(data.qrels[query_id]) - removed
+        kind = "held_out" if query_id in held_out else "answerable"
+        results.append(_result(query_id, kind, answer, config, relevant, cited, data.answers.get(query_id, "")))
+    unanswerable = [(query_id, text) for query_id, text in data.unanswerable.items()]
+    off_topic = [(f"off-topic-{number}", text) for number, text in enumerate(OFF_TOPIC_QUESTIONS, 1)]
+    for kind, questions in (("held_out", unanswerable), ("off_topic", off_topic)):
+        for query_id, text in questions:
+            answer = await index.service.answer(text)
+            cited = _cited_documents(answer, index.chunk_documents)
+            results.append(_result(query_id, kind, answer, config, set(), cited, ""))
+    return results
 
 
 def _cited_documents(answer: Answer, chunk_documents: Mapping[str, str]) -> tuple[str, ...]:

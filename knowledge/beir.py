@@ -1,7 +1,8 @@
 """BEIR-format eval folders: loading them, and indexing their corpus in a throwaway index.
 
 A folder holds `corpus.jsonl` ({"_id", "title", "text"}), `queries.jsonl` ({"_id", "text"}), `qrels.tsv` (or
-`qrels/test.tsv`: query-id, corpus-id, score) and optionally `answers.jsonl` ({"_id" or "id", "answer"}). Every
+`qrels/test.tsv`: query-id, corpus-id, score), optionally `answers.jsonl` ({"_id" or "id", "answer"}) and
+`unanswerable.jsonl` ({"_id", "text"}: in-domain questions the corpus does not answer). Every
 loader accepts `_id` (BEIR) and `id` (what some sets ship). The temporary index goes through the same chunking,
 embedding and store as production; the service's own index is never touched.
 """
@@ -40,6 +41,7 @@ class BeirSet:
     queries: Mapping[str, str]  # only queries with at least one relevant document
     qrels: Mapping[str, Mapping[str, int]]
     answers: Mapping[str, str]
+    unanswerable: Mapping[str, str]  # in-domain questions the corpus cannot answer (`unanswerable.jsonl`, optional)
 
 
 def load_beir(folder: Path) -> BeirSet:
@@ -57,7 +59,11 @@ def load_beir(folder: Path) -> BeirSet:
     queries = {row_id(row): str(row["text"]) for row in _jsonl(folder / "queries.jsonl") if row_id(row) in qrels}
     answers_path = folder / "answers.jsonl"
     answers = {row_id(row): str(row["answer"]) for row in _jsonl(answers_path)} if answers_path.exists() else {}
-    return BeirSet(tuple(_jsonl(folder / "corpus.jsonl")), queries, qrels, answers)
+    unanswerable_path = folder / "unanswerable.jsonl"
+    unanswerable = (
+        {row_id(row): str(row["text"]) for row in _jsonl(unanswerable_path)} if unanswerable_path.exists() else {}
+    )
+    return BeirSet(tuple(_jsonl(folder / "corpus.jsonl")), queries, qrels, answers, unanswerable)
 
 
 def corpus_documents(corpus: Collection[Mapping[str, Any]], leave_out: Collection[str] = ()) -> list[KBDocument]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from knowledge.answer_eval import AnswerEvalReport, format_answer_report, run_answers_eval
-from knowledge.beir import load_beir, temporary_index
+from knowledge.beir import BeirSet, EvalIndex, load_beir, temporary_index
 from knowledge.config import KnowledgeConfig
 from knowledge.fusion import FusionPlan, fuse
 from knowledge.retrieval import Hit, HybridRetriever, Mode
@@ -37,6 +37,7 @@ __all__ = [
     "format_eval_table",
     "format_fusion_fit",
     "load_beir",
+    "retrieval_scores",
     "run_answer_eval",
     "run_answers_eval",
     "run_retrieval_eval",
@@ -84,15 +85,21 @@ def run_retrieval_eval(folder: Path, config: KnowledgeConfig) -> dict[str, dict[
     """Build a temporary index of the folder's corpus and score BM25-only, dense-only and hybrid retrieval."""
     data = load_beir(folder)
     with temporary_index(data.corpus, config) as index:
-        service = index.service
-        retriever: HybridRetriever = service.engine.retriever
-        rows: dict[str, list[dict[str, float]]] = {name: [] for name, _ in MODES}
-        for query_id, text in data.queries.items():
-            embedding = service.embed_model.get_query_embedding(text)
-            for name, mode in MODES:
-                vector = None if mode == "sparse" else embedding
-                hits = retriever.search(text, embedding=vector, mode=mode, top_k=CANDIDATES)
-                rows[name].append(score_ranking(documents(hits), data.qrels[query_id]))
+        return retrieval_scores(index, data)
+
+
+def retrieval_scores(
+    index: EvalIndex, data: BeirSet, modes: Sequence[tuple[str, Mode]] = MODES
+) -> dict[str, dict[str, float]]:
+    """Mean metrics per mode of the questions of `data` on an index of its corpus."""
+    retriever: HybridRetriever = index.service.engine.retriever
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name, _ in modes}
+    for query_id, text in data.queries.items():
+        embedding = index.service.embed_model.get_query_embedding(text)
+        for name, mode in modes:
+            vector = None if mode == "sparse" else embedding
+            hits = retriever.search(text, embedding=vector, mode=mode, top_k=CANDIDATES)
+            rows[name].append(score_ranking(documents(hits), data.qrels[query_id]))
     return {name: _mean(values) for name, values in rows.items()}
 
 
