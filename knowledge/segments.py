@@ -157,13 +157,20 @@ def _add_list(cursor: _Cursor, lines: list[str], follows_paragraph: bool) -> Non
 
 
 def _items(lines: list[str]) -> list[str]:
-    """List items as "- text" / "1. text", continuation lines joined to their item."""
+    """List items as "- text" / "1. text"; continuation lines are joined to their item, and a nested list stays
+    with the item that introduces it (an item ending "choose where to put the files:" is nothing without them)."""
     items: list[str] = []
+    base = -1
     for line in lines:
         match = _ITEM.match(line)
         if match:
+            indent = len(match.group(1).expandtabs(4))
+            base = indent if base < 0 else base
             marker = match.group(2) if match.group(2)[0].isdigit() else "-"
-            items.append(f"{marker} {match.group(3).strip()}")
+            if indent > base and items:
+                items[-1] = f"{items[-1]}\n  {marker} {match.group(3).strip()}"
+            else:
+                items.append(f"{marker} {match.group(3).strip()}")
         elif items and line.strip():
             items[-1] = f"{items[-1]} {line.strip()}"
     return items
