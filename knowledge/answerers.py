@@ -124,10 +124,12 @@ class ExtractiveAnswerer:
 
     name = "extractive"
 
-    def __init__(self, encoder: Bm25Encoder, max_units: int = 3, min_share: float = 0.5) -> None:
+    def __init__(self, encoder: Bm25Encoder, max_units: int = 3, min_share: float = 0.3) -> None:
         self._ranker = UnitRanker(encoder)
         self._max_units = max_units
-        self._min_share = min_share  # a unit scoring below this share of the best one is not quoted
+        # A unit scoring below this share of the best one is not quoted. 0.3 keeps the three best units in most
+        # answers (0.5 cut a fifth of the reference answer's words on the Samsung bench, 0.546 vs 0.673).
+        self.min_share = min_share
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Draft:
         picks = self.select(question, hits)
@@ -152,7 +154,7 @@ class ExtractiveAnswerer:
             return [pick for pick in ranked if pick.passage == ranked[0].passage][:1]
         chosen: list[_Pick] = []
         for pick in ranked:
-            if len(chosen) == self._max_units or pick.score < self._min_share * ranked[0].score:
+            if len(chosen) == self._max_units or pick.score < self.min_share * ranked[0].score:
                 break
             if not any(_overlaps(pick, other) for other in chosen):
                 chosen.append(pick)

@@ -83,7 +83,10 @@ def merge_lead(sections: list[tuple[list[str], str]], size: Callable[[str], int]
         return sections
     if size(lead) + size(first) > CHUNK_TOKENS - 32:  # room for the title and section metadata
         return sections
-    return [([], f"{lead.rstrip()}\n\n{first.strip()}"), *sections[2:]]
+    child = _HEADING.match(first.lstrip().split("\n", 1)[0])
+    # the merged chunk is filed under the section it introduces ("Paying by invoice"), not under the page title
+    merged_path = [*path, (child.group(2) or "").strip()] if child else path
+    return [(merged_path, f"{lead.rstrip()}\n\n{first.strip()}"), *sections[2:]]
 
 
 class FencedMarkdownParser(MarkdownNodeParser):
