@@ -52,6 +52,14 @@ DURATION = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d")
+# Signposts talk about the page rather than the product ("This page describes when a refund is possible"): they
+# share the question's words and state nothing, so they rank below any unit that states something.
+SIGNPOST = re.compile(
+    r"\bthis (page|article|guide|section|document)\b|\b(described|explained|covered) (in|on|below|above)\b|"
+    r"^see \W|^for (more|details)\b",
+    re.IGNORECASE,
+)
+SIGNPOST_WEIGHT = 0.3
 # Sentences in a document that talk to an assistant rather than to a reader are never quoted.
 INJECTION = re.compile(
     r"ignore (all |any |the )?(previous|prior|above|earlier)|disregard (all |the )?(previous|prior|above)|"
@@ -104,6 +112,8 @@ class UnitRanker:
                 score *= self._type_boost * self._type_boost
             elif score and wants_number and _NUMBER.search(unit.quoted):
                 score *= self._type_boost
+            if SIGNPOST.search(unit.text):
+                score *= SIGNPOST_WEIGHT
             scores.append(score)
         return scores
 
@@ -124,10 +134,10 @@ class ExtractiveAnswerer:
 
     name = "extractive"
 
-    def __init__(self, encoder: Bm25Encoder, max_units: int = 3, min_share: float = 0.3) -> None:
+    def __init__(self, encoder: Bm25Encoder, max_units: int = 3, min_share: float = 0.25) -> None:
         self._ranker = UnitRanker(encoder)
         self._max_units = max_units
-        # A unit scoring below this share of the best one is not quoted. 0.3 keeps the three best units in most
+        # A unit scoring below this share of the best one is not quoted. 0.25 keeps the three best units in most
         # answers (0.5 cut a fifth of the reference answer's words on the Samsung bench, 0.546 vs 0.673).
         self.min_share = min_share
 
@@ -179,12 +189,13 @@ def render(picks: Sequence[_Pick], hits: Sequence[Hit]) -> str:
         pages.setdefault(page_key(hits[pick.passage - 1]), []).append(pick)
     blocks = []
     for group in pages.values():
+        group.sort(key=lambda p: (p.passage, p.unit.position))
         hit = hits[group[0].passage - 1]
-        section = group[0].unit.context or hit.meta("section")  # the heading right above the best unit
+        section = group[0].unit.context or hit.meta("section")  # the heading right above the first quoted unit
         label = f"**{hit.meta('title')}**" + (f" ({section})" if section and section != hit.meta("title") else "")
         lines = [label + ":"]
         leads_done: set[tuple[int, int]] = set()
-        for pick in sorted(group, key=lambda p: (p.passage, p.unit.position)):
+        for pick in group:
             unit = pick.unit
             if unit.lead and (pick.passage, unit.group) not in leads_done:
                 lines.append(f"> {unit.lead}")
