@@ -35,7 +35,7 @@ class FusionPlan:
     sparse_weight: float = 0.6
     method: Method = "score"
     rrf_k: int = 60
-    candidates: int = 40  # each arm returns this many chunks (at least top_k)
+    candidates: int = 20  # each arm returns this many chunks (at least top_k); 40 ranked no better on either set
     prefetch_factor: int = 4  # for the stores' in-engine hybrid: each prefetch fetches top_k * factor
     min_prefetch: int = 20
 

@@ -9,11 +9,11 @@ fused scores only order candidates, they cannot say "nothing here answers this" 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
@@ -65,9 +65,9 @@ def metadata_filters(filters: Mapping[str, str] | None) -> MetadataFilters | Non
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=False))
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return dot / norm if norm else 0.0
+    x, y = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
+    return float(x @ y) / norm if norm else 0.0
 
 
 class HybridRetriever(BaseRetriever):
@@ -124,10 +124,13 @@ class HybridRetriever(BaseRetriever):
             )
             sparse = self._query(query)
         nodes = {node.node_id: node for node, _ in [*sparse, *dense]}
-        cosines = {
-            node_id: cosine(embedding, node.embedding) if embedding is not None and node.embedding else 0.0
-            for node_id, node in nodes.items()
-        }
+        # the dense arm's score is the cosine already (the collection's distance); compute only the sparse-only ones
+        cosines = {node.node_id: score for node, score in dense}
+        for node_id, node in nodes.items():
+            if node_id not in cosines:
+                cosines[node_id] = (
+                    cosine(embedding, node.embedding) if embedding is not None and node.embedding else 0.0
+                )
         bm25 = {node.node_id: score for node, score in sparse}
         if mode == "dense":
             ranked = [(node.node_id, cosines[node.node_id]) for node, _ in dense]
