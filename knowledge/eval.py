@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from knowledge.answer_eval import AnswerEvalReport, format_answer_report, run_answers_eval
+from knowledge.answer_eval import AnswerEvalReport, format_answer_report, run_answers_eval, run_answers_eval_blocking
 from knowledge.beir import BeirSet, EvalIndex, load_beir, temporary_index
 from knowledge.config import KnowledgeConfig
 from knowledge.fusion import FusionPlan, fuse
@@ -40,6 +40,7 @@ __all__ = [
     "retrieval_scores",
     "run_answer_eval",
     "run_answers_eval",
+    "run_answers_eval_blocking",
     "run_retrieval_eval",
     "score_ranking",
 ]
