@@ -168,7 +168,7 @@ async def run(report: Report, quick: bool) -> None:
         ("today (lines + .!?, overlap), top-3", today(3)),
         ("units, IDF-weighted terms + type cues, top-3", units_bm25),
         ("units, MiniLM cosine, top-3", units_cosine),
-        ("units, 0.5 BM25/max + 0.5 cosine, top-3", units_mix),
+        ("units, 0.5 IDF-terms/max + 0.5 cosine, top-3", units_mix),
     ]:
         share, words = measure(select, subset)
         report.add(f"[subset] {name}", share, "", f"n={len(subset)}, {words:.0f} words quoted")
