@@ -17,6 +17,7 @@ from knowledge.retrieval import Hit
 
 MARKER = re.compile(r"\[(\d{1,3})\]")
 _REPEATED = re.compile(r"\[(\d{1,3})\](?:\s*\[\1\])+")
+_SPACE_BEFORE_STOP = re.compile(r"[ \t]+([.,;:!?])(?=\s|$)")
 _SNIPPET_CHARS = 300
 
 
@@ -36,10 +37,13 @@ def number_citations(text: str, hits: Sequence[Hit]) -> tuple[str, tuple[Citatio
     passage are dropped. Returns the new text and its citations, in number order."""
     numbers: dict[str, int] = {}  # page key -> new number
     first_hit: dict[int, Hit] = {}
+    dropped = False
 
     def renumber(match: re.Match[str]) -> str:
+        nonlocal dropped
         position = int(match.group(1))
         if not 1 <= position <= len(hits):
+            dropped = True
             return ""
         hit = hits[position - 1]
         number = numbers.setdefault(page_key(hit), len(numbers) + 1)
@@ -47,6 +51,8 @@ def number_citations(text: str, hits: Sequence[Hit]) -> tuple[str, tuple[Citatio
         return f"[{number}]"
 
     renumbered = _REPEATED.sub(r"[\1]", MARKER.sub(renumber, text))
+    if dropped:  # "Bogus [9]." must not become "Bogus ."
+        renumbered = _SPACE_BEFORE_STOP.sub(r"\1", renumbered)
     citations = tuple(_citation(number, hit) for number, hit in sorted(first_hit.items()))
     return renumbered, citations
 

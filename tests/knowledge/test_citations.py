@@ -27,7 +27,7 @@ def test_markers_are_renumbered_by_first_use_and_merged_per_page() -> None:
         hit("c.md", "Plans", "/srv/kb/plans.md"),
     ]
     text, citations = number_citations("Plans differ [4]. Refunds take 14 days [3][1]. Invoices [2]. Bogus [9].", hits)
-    assert text == "Plans differ [1]. Refunds take 14 days [2]. Invoices [3]. Bogus ."
+    assert text == "Plans differ [1]. Refunds take 14 days [2]. Invoices [3]. Bogus."
     assert [(c.index, c.title) for c in citations] == [(1, "Plans"), (2, "Refunds"), (3, "Invoices")]
     assert citations[0].url == "" and citations[0].source == "Plans"  # a path is not a link
     assert citations[1].url == citations[1].source == "https://help.acme.example/refunds"
