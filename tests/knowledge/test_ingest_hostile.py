@@ -10,7 +10,7 @@ from llama_index.core.schema import MetadataMode
 
 from knowledge.chunking import markdown_sections, node_parsers
 from knowledge.embedding import MAX_TOKENS, model_tokenizer
-from knowledge.readers import SkipFile, decode_text, read_file
+from knowledge.readers import Origin, SkipFile, decode_text, read_file
 from knowledge.service import KnowledgeService
 from tests.knowledge.conftest import FIXTURES
 
@@ -108,3 +108,27 @@ def test_decoding_accepts_text_in_common_encodings_and_refuses_junk() -> None:
             assert "binary" in str(exc)
         else:
             raise AssertionError("junk decoded as text")
+
+
+def test_a_short_page_opening_is_chunked_with_the_section_it_introduces(tmp_path: Path, model_home: Path) -> None:
+    page = tmp_path / "refunds.md"
+    page.write_text(
+        "# Refund policy\n\nThis page says when a refund is possible.\n\n## The 14-day window\n\n"
+        "You can get a full refund within 14 days of the charge.\n\n## Exceptions\n\nDuplicate charges are refunded.\n"
+    )
+    chunks = run_transformations([read_file(page)], node_parsers(model_tokenizer(model_home)))
+    assert [c.metadata["section"] for c in chunks] == ["The 14-day window", "Exceptions"]
+    assert "This page says" in chunks[0].get_content() and "within 14 days" in chunks[0].get_content()
+
+
+def test_public_url_is_the_base_joined_with_the_path_under_the_kb(tmp_path: Path) -> None:
+    page = tmp_path / "billing" / "refund policy.md"
+    page.parent.mkdir()
+    page.write_text("# Refund policy\n\nFull refund within 14 days.\n")
+    document = read_file(page, Origin("billing/refund policy.md", "https://help.acme.example/"))
+    assert document.metadata["url"] == "https://help.acme.example/billing/refund%20policy"
+    assert document.metadata["source"] == "billing/refund policy.md"
+    page.write_text("---\nurl: https://acme.example/refunds\n---\n# Refund policy\n\nFull refund within 14 days.\n")
+    assert read_file(page, Origin("billing/refund policy.md", "https://help.acme.example/")).metadata["url"] == (
+        "https://acme.example/refunds"  # the page's own url wins
+    )
