@@ -96,6 +96,8 @@ class FencedMarkdownParser(MarkdownNodeParser):
     tokenizer: Any = Field(default=None, exclude=True)
 
     def get_nodes_from_node(self, node: BaseNode) -> list[TextNode]:
+        if node.metadata.get("file_type") == "text":  # plain text: a "# comment" line is not a heading
+            return [self._build_node_from_split(node.get_content().strip(), node, "")]
         sections = markdown_sections(node.get_content())
         if self.tokenizer is not None:
             sections = merge_lead(sections, lambda text: len(self.tokenizer(text)))

@@ -132,3 +132,10 @@ def test_public_url_is_the_base_joined_with_the_path_under_the_kb(tmp_path: Path
     assert read_file(page, Origin("billing/refund policy.md", "https://help.acme.example/")).metadata["url"] == (
         "https://acme.example/refunds"  # the page's own url wins
     )
+
+
+def test_plain_text_has_no_markdown_headings(tmp_path: Path, model_home: Path) -> None:
+    page = tmp_path / "agent.conf.txt"
+    page.write_text("Agent settings.\n# the proxy host\nproxy = 10.0.0.1\n# the port\nport = 8443\n")
+    chunks = run_transformations([read_file(page)], node_parsers(model_tokenizer(model_home)))
+    assert len(chunks) == 1 and chunks[0].metadata["section"] == ""
