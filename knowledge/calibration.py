@@ -5,7 +5,8 @@ Why a fitted model: fused scores only order candidates, and a hand-mixed "0.65 *
 logistic regression over them was fitted on labelled questions (answerable ones, the same questions with their
 answering documents removed, and off-topic questions), on half of the Samsung e-manual set, the sample set and the
 test fixture, and checked on the other Samsung half (`knowledge.answer_eval.run_answers_eval` measures it on any
-folder). Its few coefficients live here as constants, so nothing is downloaded or trained at run time.
+folder). Its few coefficients live here as constants, so nothing is downloaded or trained at run time;
+`collect_signals` and `fit_confidence` redo the fit on any labelled folder (the constants came from these steps).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
+from pathlib import Path
 
+from knowledge.config import KnowledgeConfig
 from knowledge.retrieval import Hit
 from knowledge.sparse import Bm25Encoder
 
@@ -72,3 +75,50 @@ def confidence(question: str, hits: Sequence[Hit], encoder: Bm25Encoder) -> floa
     if not hits:
         return 0.0
     return round(probability(signals(question, hits, encoder)), 4)
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """One calibration example: the signals of a retrieval and whether its best document answers the question."""
+
+    kind: str  # "answerable" | "held_out" (its relevant documents filtered out) | "off_topic"
+    evidence: Signals
+    correct: bool
+
+
+def collect_signals(folder: Path, config: KnowledgeConfig, off_topic: Sequence[str] = ()) -> list[Labelled]:
+    """Labelled signals over a BEIR folder: each question as asked, the same question with its relevant documents
+    filtered out of the search (unanswerable by construction), and the `off_topic` questions."""
+    from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
+
+    from knowledge.beir import load_beir, temporary_index
+
+    data = load_beir(folder)
+    rows: list[Labelled] = []
+    with temporary_index(data.corpus, config) as index:
+        retriever = index.service.engine.retriever
+        encoder = Bm25Encoder()
+        for query_id, text in data.queries.items():
+            relevant = list(data.qrels[query_id])
+            embedding = index.service.embed_model.get_query_embedding(text)
+            hits = retriever.search(text, embedding=embedding)
+            correct = bool(hits) and hits[0].doc_id in relevant
+            rows.append(Labelled("answerable", signals(text, hits, encoder), correct))
+            without = MetadataFilters(
+                filters=[MetadataFilter(key="doc_id", value=relevant, operator=FilterOperator.NIN)]
+            )
+            hits = retriever.search(text, embedding=embedding, filters=without)
+            rows.append(Labelled("held_out", signals(text, hits, encoder), False))
+        for text in off_topic:
+            rows.append(Labelled("off_topic", signals(text, retriever.search(text), encoder), False))
+    return rows
+
+
+def fit_confidence(rows: Sequence[Labelled], weights: Sequence[float] | None = None) -> tuple[tuple[float, ...], float]:
+    """(coefficients in FEATURES order, intercept) of a logistic regression of `correct` on the signals."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=1000)
+    model.fit([row.evidence.vector() for row in rows], [int(row.correct) for row in rows], sample_weight=weights)
+    coefficients = tuple(round(float(c), 3) for c in model.coef_[0])
+    return coefficients, round(float(model.intercept_[0]), 3)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from knowledge.answer_eval import has_fact, held_out_split
+from knowledge.answer_eval import OFF_TOPIC_QUESTIONS, has_fact, held_out_split
 from knowledge.beir import load_beir
+from knowledge.calibration import FEATURES, collect_signals, fit_confidence, probability
 from knowledge.config import KnowledgeConfig
 from knowledge.eval import (
     fit_fusion,
@@ -83,3 +84,18 @@ def test_holdout_leaves_out_documents_and_every_question_they_answered() -> None
     assert all(not set(qrels[q]) <= removed for q in set(qrels) - held_out)
     assert held_out_split(qrels, 0.25, seed=3) == (removed, held_out)
     assert held_out_split(qrels, 0.0) == (set(), set())
+
+
+def test_confidence_ranks_answerable_above_held_out_above_off_topic(
+    make_settings: Callable[..., KnowledgeConfig],
+) -> None:
+    rows = collect_signals(FIXTURES / "beir", make_settings(), OFF_TOPIC_QUESTIONS[:10])
+
+    def mean(kind: str) -> float:
+        values = [probability(row.evidence) for row in rows if row.kind == kind]
+        return sum(values) / len(values)
+
+    assert mean("answerable") > mean("held_out") > mean("off_topic")
+    coefficients, _ = fit_confidence(rows)
+    assert len(coefficients) == len(FEATURES)
+    assert dict(zip(FEATURES, coefficients, strict=True))["coverage"] > 0  # more question words found, more sure
