@@ -172,7 +172,9 @@ class ExtractiveAnswerer:
 
 
 def _quotable(unit: Unit) -> bool:
-    return len(unit.text) > 3 and not INJECTION.search(unit.quoted)
+    """Not an injected instruction, and not the tail of a sentence cut off by a chunk boundary."""
+    fragment = unit.kind == "sentence" and unit.text[:1].islower()
+    return len(unit.text) > 3 and not fragment and not INJECTION.search(unit.quoted)
 
 
 def _overlaps(pick: _Pick, other: _Pick) -> bool:
