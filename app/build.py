@@ -38,6 +38,7 @@ from channels.email import EmailChannel, EmailConfig, build_email_channel
 from channels.slack import SlackChannel, SlackConfig, build_slack_channel
 from escalation import EscalationConfig, EscalationService, TicketBackendConfig, build_escalation
 from knowledge import KnowledgeService, build_knowledge
+from knowledge.config import KnowledgeConfig
 
 
 def offline_environment() -> None:
@@ -71,9 +72,41 @@ def open_database(settings: Settings) -> Database:
     return Database(settings.resolved_database_url)
 
 
+def knowledge_config(settings: Settings) -> KnowledgeConfig:
+    """The knowledge engine's part of the settings."""
+    return KnowledgeConfig(
+        data_dir=settings.data_dir,
+        knowledge_paths=tuple(settings.knowledge_paths),
+        knowledge_base_url=settings.knowledge_base_url,
+        embedding_model=settings.embedding_model,
+        embedding_batch_size=settings.embedding_batch_size,
+        qdrant_url=settings.qdrant_url,
+        qdrant_api_key=secret(settings.qdrant_api_key),
+        qdrant_collection=settings.qdrant_collection,
+        retrieval_top_k=settings.retrieval_top_k,
+        hybrid_fusion=settings.hybrid_fusion,
+        hybrid_dense_weight=settings.hybrid_dense_weight,
+        hybrid_sparse_weight=settings.hybrid_sparse_weight,
+        hybrid_rrf_k=settings.hybrid_rrf_k,
+        abstain_threshold=settings.abstain_threshold,
+        low_confidence_threshold=settings.low_confidence_threshold,
+        anthropic_api_key=secret(settings.anthropic_api_key),
+        anthropic_base_url=settings.anthropic_base_url,
+        anthropic_model=settings.anthropic_model,
+        anthropic_max_tokens=settings.anthropic_max_tokens,
+        anthropic_timeout_seconds=settings.anthropic_timeout_seconds,
+        anthropic_max_retries=settings.anthropic_max_retries,
+        llm_breaker_failures=settings.llm_breaker_failures,
+        llm_breaker_reset_seconds=settings.llm_breaker_reset_seconds,
+        llm_input_cost_per_mtok=settings.llm_input_cost_per_mtok,
+        llm_output_cost_per_mtok=settings.llm_output_cost_per_mtok,
+        llm_daily_budget_usd=settings.llm_daily_budget_usd,
+    )
+
+
 def build_knowledge_engine(settings: Settings) -> KnowledgeService:
     offline_environment()
-    return build_knowledge(settings)
+    return build_knowledge(knowledge_config(settings))
 
 
 def escalation_config(settings: Settings) -> EscalationConfig:

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from app.build import build_for_command, build_knowledge_engine, offline_environment, setup_logging
+from app.build import build_for_command, build_knowledge_engine, knowledge_config, offline_environment, setup_logging
 from app.commands import forget_command, gaps_command, job_command, replay_command, report_command, tickets_command
 from app.doctor import run_doctor
 from app.serve import local_key_path, serve
@@ -26,7 +26,14 @@ from bot.messages import Channel, InboundMessage, Reply
 from bot.settings import Settings, load_settings
 from bot.store.codec import reply_from_json, reply_to_json
 from bot.store.db import safe_url
-from knowledge.eval import format_eval_table, run_retrieval_eval
+from knowledge.eval import (
+    fit_fusion,
+    format_answer_report,
+    format_eval_table,
+    format_fusion_fit,
+    run_answers_eval,
+    run_retrieval_eval,
+)
 from scheduler.jobs import JOB_NAMES
 
 
@@ -57,6 +64,23 @@ def _parser() -> argparse.ArgumentParser:
     retrieval = eval_sub.add_parser("retrieval", help="retrieval metrics over a BEIR-format folder")
     retrieval.add_argument("folder", type=Path, help="corpus.jsonl, queries.jsonl and qrels/test.tsv")
     retrieval.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    answers = eval_sub.add_parser(
+        "answers",
+        help="answer quality over a BEIR folder with answers.jsonl: source cited, fact present, abstention, "
+        "confidently wrong",
+    )
+    answers.add_argument("folder", type=Path, help="corpus.jsonl, queries.jsonl, qrels/test.tsv and answers.jsonl")
+    answers.add_argument("--json", action="store_true", help="print the figures as JSON")
+    answers.add_argument(
+        "--holdout",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="remove the answering documents of this share of questions and score abstention on them",
+    )
+    fit = eval_sub.add_parser("fit", help="fit the hybrid fusion weights on half the questions, score the other half")
+    fit.add_argument("folder", type=Path, help="a BEIR folder of your own questions")
+    fit.add_argument("--json", action="store_true", help="print the fit as JSON")
     sub.add_parser("doctor", help="check configuration and reachability (never prints secret values)")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -189,7 +213,18 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
     if not (args.folder / "corpus.jsonl").is_file():
         raise UsageError(f"{args.folder} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
     offline_environment()
-    results = await asyncio.to_thread(run_retrieval_eval, args.folder, settings)
+    config = knowledge_config(settings)
+    if args.eval_kind == "answers":
+        if not 0.0 <= args.holdout < 1.0:
+            raise UsageError("--holdout takes a fraction from 0 to below 1, e.g. 0.3")
+        report = await run_answers_eval(args.folder, config, holdout=args.holdout)
+        print(json.dumps(report.as_dict()) if args.json else format_answer_report(report))
+        return 0
+    if args.eval_kind == "fit":
+        fitted = await asyncio.to_thread(fit_fusion, args.folder, config)
+        print(json.dumps(fitted.as_dict()) if args.json else format_fusion_fit(fitted))
+        return 0
+    results = await asyncio.to_thread(run_retrieval_eval, args.folder, config)
     print(json.dumps(results) if args.json else format_eval_table(results))
     return 0
 

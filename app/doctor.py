@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import anthropic
 from apscheduler.triggers.cron import CronTrigger
 
-from app.build import open_database
+from app.build import knowledge_config, open_database
 from bot.settings import Settings, secret
 from bot.store.db import safe_url
 from knowledge.embedding import check_model
@@ -187,7 +187,7 @@ def _schedule_checks(settings: Settings) -> list[Check]:
 
 def _model_check(settings: Settings) -> Check:
     try:
-        detail = check_model(settings)
+        detail = check_model(knowledge_config(settings))
     except Exception as exc:
         return Check("EMBEDDING_MODEL", False, str(exc))
     return Check("EMBEDDING_MODEL", True, detail)

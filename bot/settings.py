@@ -55,10 +55,12 @@ class Settings(BaseSettings):
     qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = "supportbot"
     retrieval_top_k: int = Field(5, ge=1, le=50)
-    hybrid_dense_weight: float = Field(1.0, ge=0)  # RRF weight of the dense (embedding) list
-    hybrid_sparse_weight: float = Field(0.99, ge=0)  # RRF weight of the sparse (BM25) list
-    hybrid_rrf_k: int = Field(2, ge=1)  # RRF k: small k lets the weights matter
-    abstain_threshold: float = Field(0.35, ge=0, le=1)
+    knowledge_base_url: str = ""  # public help-centre root: citations link to pages below it (never a file path)
+    hybrid_fusion: Literal["score", "rrf"] = "score"  # weighted sum of normalised scores, or weighted RRF
+    hybrid_dense_weight: float = Field(0.4, ge=0)  # weight of the dense (embedding) list; fit with `eval fit`
+    hybrid_sparse_weight: float = Field(0.6, ge=0)  # weight of the sparse (BM25) list
+    hybrid_rrf_k: int = Field(60, ge=1)  # k of RRF (HYBRID_FUSION=rrf)
+    abstain_threshold: float = Field(0.15, ge=0, le=1)  # calibrated confidence below which the bot abstains
     low_confidence_threshold: float = Field(0.55, ge=0, le=1)
     anthropic_api_key: SecretStr | None = None
     anthropic_base_url: str = ""

@@ -2,12 +2,14 @@
 
 `ClaudeAnswerer` calls Claude through `llama-index-llms-anthropic` (timeout and retries with exponential backoff
 are the Anthropic SDK's own; a purgatory circuit breaker stops calling after repeated failures until a cool-down
-passes). `ExtractiveAnswerer` needs nothing: it quotes the most relevant sentences of the best passages with their
-citations, so the bot stays useful offline, with no API key, and while the breaker is open.
+passes). `ExtractiveAnswerer` needs nothing: it quotes the most relevant whole units (sentences, list items with
+their lead-in, table rows with their header; see `knowledge.segments`) of the best passages with their citations,
+so the bot stays useful offline, with no API key, and while the breaker is open.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ import structlog
 
 from bot.errors import LLMUnavailable
 from bot.messages import Turn, Usage
+from knowledge.citations import page_key
 from knowledge.prompts import (
     CONDENSE_PROMPT,
     NO_ANSWER,
@@ -27,11 +30,36 @@ from knowledge.prompts import (
     user_message,
 )
 from knowledge.retrieval import Hit
+from knowledge.segments import Unit, segment
 from knowledge.sparse import Bm25Encoder
 
 log = structlog.get_logger(__name__)
 
-_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+# Expected answer types: a "how long" question wants a duration, a "how many" or "limit" question a number.
+ASKS_DURATION = re.compile(
+    r"\bhow (long|soon|quickly|fast)\b|\buntil when\b|\bvalid\b|\bexpires?\b|\bdeadline\b|\bwithin\b|\bkept\b",
+    re.IGNORECASE,
+)
+ASKS_NUMBER = re.compile(
+    r"\bhow (many|much|big|large|often)\b|\blimits?\b|\brate\b|\bmaximum\b|\bminimum\b|\bmax\b|\bcost\b|"
+    r"\bprice\b|\bsize\b",
+    re.IGNORECASE,
+)
+_QUESTION_WORDS = re.compile(r"\bhow (long|soon|quickly|fast|many|much|big|large|often)\b", re.IGNORECASE)
+DURATION = re.compile(
+    r"\b\d+(?:[.,]\d+)?(?:\*\*)?[\s-]*(?:\*\*)?(?:business |calendar |working )?"
+    r"(?:seconds?|minutes?|min|hours?|h|days?|weeks?|months?|years?)\b",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"\d")
+# Signposts talk about the page rather than the product ("This page describes when a refund is possible"): they
+# share the question's words and state nothing, so they rank below any unit that states something.
+SIGNPOST = re.compile(
+    r"\bthis (page|article|guide|section|document)\b|\b(described|explained|covered) (in|on|below|above)\b|"
+    r"^see \W|^for (more|details)\b",
+    re.IGNORECASE,
+)
+SIGNPOST_WEIGHT = 0.3
 # Sentences in a document that talk to an assistant rather than to a reader are never quoted.
 INJECTION = re.compile(
     r"ignore (all |any |the )?(previous|prior|above|earlier)|disregard (all |the )?(previous|prior|above)|"
@@ -51,50 +79,134 @@ class Draft:
     declined: bool = False  # the answerer said the passages do not answer the question
 
 
+class UnitRanker:
+    """Scores quotable units against a question: the IDF-weighted question terms each unit contains (IDF from the
+    candidate units, so a word every unit shares counts for little), the heading above it at a lower weight, and a
+    nudge towards units holding the kind of answer the question asks for: a duration for "how long" / "valid" /
+    "expire", a number for "how many" / "limit" / "cost". Measured in `bench/bench_extractive.py`: on the Samsung
+    e-manual set this beats raw overlap, BM25 term-frequency weighting (it favours short units) and MiniLM cosine.
+    """
+
+    def __init__(self, encoder: Bm25Encoder, type_boost: float = 1.4, context_weight: float = 0.3) -> None:
+        self._encoder = encoder
+        self._type_boost = type_boost
+        self._context_weight = context_weight  # the heading above a unit helps, but less than the unit's own words
+
+    def rank(self, question: str, units: Sequence[Unit]) -> list[float]:
+        """One score per unit (0 = shares no question term), in the units' order."""
+        # "how long" / "how many" say what kind of answer is wanted; as words they match nothing useful
+        terms = set(self._encoder.query(_QUESTION_WORDS.sub(" ", question)).indices)
+        texts = [self._terms(unit.quoted, terms) for unit in units]
+        contexts = [self._terms(unit.context, terms) for unit in units]
+        count = len(units)
+        frequency = {t: sum(1 for text in texts if t in text) for t in terms}
+        idf = {t: math.log(1 + (count - n + 0.5) / (n + 0.5)) for t, n in frequency.items()}
+        wants_duration = ASKS_DURATION.search(question) is not None
+        wants_number = wants_duration or ASKS_NUMBER.search(question) is not None
+        scores = []
+        for unit, text, context in zip(units, texts, contexts, strict=True):
+            # A table row means what its table's heading says ("Rate limits"): its heading counts in full.
+            weight = 1.0 if unit.kind == "row" else self._context_weight
+            score = sum(idf[t] for t in text) + weight * sum(idf[t] for t in context - text)
+            if score and wants_duration and DURATION.search(unit.quoted):
+                score *= self._type_boost * self._type_boost
+            elif score and wants_number and _NUMBER.search(unit.quoted):
+                score *= self._type_boost
+            if SIGNPOST.search(unit.text):
+                score *= SIGNPOST_WEIGHT
+            scores.append(score)
+        return scores
+
+    def _terms(self, text: str, terms: set[int]) -> set[int]:
+        return set(self._encoder.document(text).indices) & terms if text else set()
+
+
+@dataclass(frozen=True, slots=True)
+class _Pick:
+    score: float
+    passage: int  # 1-based position in the hits: the [n] marker
+    unit: Unit
+
+
 class ExtractiveAnswerer:
-    """Quotes the best-matching sentences of the top passages, each with its [n]."""
+    """Quotes the best whole units (sentences, list items with their lead-in, table rows with their header) of the
+    top passages, best first, each with its [n]."""
 
     name = "extractive"
 
-    def __init__(self, encoder: Bm25Encoder, max_passages: int = 3, sentences_per_passage: int = 2) -> None:
-        self._encoder = encoder
-        self._max_passages = max_passages
-        self._sentences = sentences_per_passage
+    def __init__(self, encoder: Bm25Encoder, max_units: int = 3, min_share: float = 0.25) -> None:
+        self._ranker = UnitRanker(encoder)
+        self._max_units = max_units
+        # A unit scoring below this share of the best one is not quoted. 0.25 keeps the three best units in most
+        # answers (0.5 cut a fifth of the reference answer's words on the Samsung bench, 0.546 vs 0.673).
+        self.min_share = min_share
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Draft:
-        terms = set(self._encoder.query(question).indices)
-        best = hits[0].cosine if hits else 0.0
-        candidates: list[tuple[int, int, str]] = []  # (question terms matched, hit number, quote)
-        for index, hit in enumerate(hits, 1):
-            if index > 1 and hit.cosine < best - 0.15:
-                continue  # much weaker than the best passage: leave it out
-            overlap, excerpt = self._excerpt(hit.text, terms)
-            if excerpt:
-                label = hit.meta("title") + (f" — {hit.meta('section')}" if hit.meta("section") else "")
-                candidates.append((overlap, index, f"{label}:\n> {excerpt} [{index}]"))
-        # The passages whose sentences match the question best come first; retrieval order breaks ties.
-        chosen = sorted(candidates, key=lambda c: (-c[0], c[1]))[: self._max_passages]
-        if not chosen:
+        picks = self.select(question, hits)
+        if not picks:
             return Draft(text="", answerer=self.name, declined=True)
-        quotes = [quote for _, _, quote in chosen]
-        return Draft(text="Here is what the help centre says:\n\n" + "\n\n".join(quotes), answerer=self.name)
+        return Draft(text=render(picks, hits), answerer=self.name)
 
-    def _excerpt(self, text: str, terms: set[int]) -> tuple[int, str]:
-        """The best sentences of a passage (in their order) and how many question terms the best one matched."""
-        lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]  # headings are labels
-        sentences = [s.strip(" -*>\t") for s in _SENTENCES.split("\n".join(lines))]
-        sentences = [s for s in sentences if len(s) > 3 and not INJECTION.search(s)]
-        if not sentences:
-            return 0, ""
-        scored = []
-        for position, sentence in enumerate(sentences):
-            overlap = len(terms & set(self._encoder.document(sentence).indices))
-            scored.append((overlap, -position, sentence))
-        chosen = sorted(scored, reverse=True)[: self._sentences]
-        if not chosen or chosen[0][0] == 0:
-            chosen = [(0, -i, s) for i, s in enumerate(sentences[: self._sentences])]
-        ordered = [s for _, _, s in sorted(chosen, key=lambda item: -item[1])]
-        return chosen[0][0], " ".join(ordered)[:600]
+    def select(self, question: str, hits: Sequence[Hit]) -> list[_Pick]:
+        """The units to quote, best first. Every retrieved passage's units set the word statistics (one passage
+        alone makes its own topic word look rare); only passages close to the best one are quoted."""
+        best = hits[0].cosine if hits else 0.0
+        pool = [(index, unit) for index, hit in enumerate(hits, 1) for unit in segment(hit.text) if _quotable(unit)]
+        if not pool:
+            return []
+        scores = self._ranker.rank(question, [unit for _, unit in pool])
+        close = {index for index, hit in enumerate(hits, 1) if index == 1 or hit.cosine >= best - 0.15}
+        ranked = sorted(
+            (_Pick(score, index, unit) for score, (index, unit) in zip(scores, pool, strict=True) if index in close),
+            key=lambda pick: (-pick.score, pick.passage, pick.unit.position),
+        )
+        if ranked[0].score <= 0:  # nothing shares a word with the question: the best passage's opening
+            return [pick for pick in ranked if pick.passage == ranked[0].passage][:1]
+        chosen: list[_Pick] = []
+        for pick in ranked:
+            if len(chosen) == self._max_units or pick.score < self.min_share * ranked[0].score:
+                break
+            if not any(_overlaps(pick, other) for other in chosen):
+                chosen.append(pick)
+        return chosen
+
+
+def _quotable(unit: Unit) -> bool:
+    """Not an injected instruction, and not the tail of a sentence cut off by a chunk boundary."""
+    fragment = unit.kind == "sentence" and unit.text[:1].islower()
+    return len(unit.text) > 3 and not fragment and not INJECTION.search(unit.quoted)
+
+
+def _overlaps(pick: _Pick, other: _Pick) -> bool:
+    """A list quoted whole already holds its items; an item already quoted makes its whole list redundant."""
+    same_list = pick.passage == other.passage and pick.unit.group == other.unit.group and pick.unit.group >= 0
+    return same_list and "list" in (pick.unit.kind, other.unit.kind)
+
+
+def render(picks: Sequence[_Pick], hits: Sequence[Hit]) -> str:
+    """Markdown: per page (in order of its best unit) a label line and the quoted units in document order, each
+    ending with its [n]; a list's lead-in is quoted once, above its items."""
+    pages: dict[str, list[_Pick]] = {}
+    for pick in picks:
+        pages.setdefault(page_key(hits[pick.passage - 1]), []).append(pick)
+    blocks = []
+    for group in pages.values():
+        group.sort(key=lambda p: (p.passage, p.unit.position))
+        hit = hits[group[0].passage - 1]
+        section = group[0].unit.context or hit.meta("section")  # the heading right above the first quoted unit
+        label = f"**{hit.meta('title')}**" + (f" ({section})" if section and section != hit.meta("title") else "")
+        lines = [label + ":"]
+        leads_done: set[tuple[int, int]] = set()
+        for pick in group:
+            unit = pick.unit
+            if unit.lead and (pick.passage, unit.group) not in leads_done:
+                lines.append(f"> {unit.lead}")
+                leads_done.add((pick.passage, unit.group))
+            body = unit.text.split("\n")
+            body[-1] = f"{body[-1]} [{pick.passage}]"
+            lines += [f"> {line}" for line in body]
+        blocks.append("\n".join(lines))
+    return "Here is what the help centre says:\n\n" + "\n\n".join(blocks)
 
 
 class ClaudeAnswerer:

@@ -20,7 +20,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
 from bot.errors import ConfigError
-from bot.settings import Settings
+from knowledge.config import KnowledgeConfig
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_DIMENSIONS = 384
@@ -121,9 +121,9 @@ class FastEmbedEmbedding(BaseEmbedding):
         return self.embed_texts(texts)
 
 
-def check_model(settings: Settings) -> str:
+def check_model(config: KnowledgeConfig) -> str:
     """For `supportbot doctor`: where the embedding model comes from, or `ConfigError` when its files are missing."""
-    if settings.embedding_model == DEFAULT_MODEL:
-        folder = default_model_dir(settings.data_dir)
+    if config.embedding_model == DEFAULT_MODEL:
+        folder = default_model_dir(config.data_dir)
         return f"{DEFAULT_MODEL} (int8 ONNX, offline) in {folder}"
-    return f"{settings.embedding_model} (fastembed; downloaded on first use, needs network once)"
+    return f"{config.embedding_model} (fastembed; downloaded on first use, needs network once)"

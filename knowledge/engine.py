@@ -1,10 +1,12 @@
 """The query engine: condense -> hybrid retrieve -> answer with numbered citations -> confidence -> abstain or not.
 
 It is a LlamaIndex `BaseQueryEngine` (so `aquery()` works and returns a `Response` whose metadata holds our
-`Answer`), and its `answer()` is what the knowledge port calls. Confidence = retrieval confidence (best cosine and
-term coverage) scaled by citation coverage (the share of answer paragraphs that cite a real passage). Below the
-abstain threshold the engine says it does not know; it abstains *before* calling the LLM when retrieval alone is too
-weak, so a hopeless question costs no tokens and cannot produce a guess.
+`Answer`), and its `answer()` is what the knowledge port calls. Confidence is the calibrated probability that the
+best passage answers the question (`knowledge.calibration`), scaled down when the answer cites markers that point at
+no passage or leaves paragraphs uncited. Below the abstain threshold the engine abstains *before* calling the LLM,
+so a hopeless question costs no tokens and cannot produce a guess; it also abstains when the answerer declines
+(Claude's NO_ANSWER sentinel) or cites nothing real. An abstention carries no text: the core words it
+(`bot/strings.py`) and offers a person.
 """
 
 from __future__ import annotations
@@ -27,41 +29,36 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 from bot.errors import LLMUnavailable
 from bot.messages import Answer, Citation, Role, Turn, Usage
 from knowledge.answerers import ClaudeAnswerer, Draft, ExtractiveAnswerer
-from knowledge.retrieval import Hit, HybridRetriever, metadata_filters, retrieval_confidence
+from knowledge.calibration import confidence as retrieval_confidence
+from knowledge.citations import number_citations
+from knowledge.retrieval import Hit, HybridRetriever, metadata_filters
 from knowledge.sparse import Bm25Encoder
 
 log = structlog.get_logger(__name__)
 
-ABSTAIN_TEXT = "I don't know the answer to that from our help centre, and I'd rather not guess."
 _MARKER = re.compile(r"\[(\d{1,3})\]")
+_SENTENCE_END = re.compile(r"(?<=[.!?]|\])\s+(?=[A-Z0-9\"'(])")
 _FOLLOW_UP = re.compile(r"\b(it|its|that|this|those|these|they|them|there|same|one|ones|also|else)\b", re.IGNORECASE)
 
 
 def cite(draft_text: str, hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...], float]:
-    """Drop markers that point at no passage; return (text, citations in marker order, citation coverage 0..1)."""
+    """Check every [n] against the passages; return (text, citations by first use, citation coverage 0..1).
+
+    A sentence that cites a passage we did not give (an answer citing [7] of five passages) is dropped whole: its
+    claim has no source. Coverage is the share of the remaining answer paragraphs that cite a real passage.
+    """
     valid = range(1, len(hits) + 1)
-    text = _MARKER.sub(lambda m: m.group(0) if int(m.group(1)) in valid else "", draft_text)
-    order: list[int] = []
-    for match in _MARKER.finditer(text):
-        number = int(match.group(1))
-        if number not in order:
-            order.append(number)
-    citations = tuple(
-        Citation(
-            index=n,
-            title=hits[n - 1].meta("title"),
-            source=hits[n - 1].meta("source"),
-            url=hits[n - 1].meta("url"),
-            section=hits[n - 1].meta("section"),
-            snippet=hits[n - 1].text[:300],
-            score=round(hits[n - 1].cosine, 4),
-            chunk_id=hits[n - 1].node.node_id,
-        )
-        for n in order
-    )
-    blocks = [b.strip() for b in re.split(r"\n+", text) if len(b.strip()) >= 25 and not b.strip().endswith(":")]
+    grounded = "\n".join(_grounded_sentences(line, valid) for line in draft_text.split("\n"))
+    text, citations = number_citations(grounded, hits)  # renumbered by first use, one per page, public links
+    blocks = [b.strip() for b in re.split(r"\n\s*\n", text) if len(b.strip()) >= 25 and not b.strip().endswith(":")]
     coverage = sum(1 for b in blocks if _MARKER.search(b)) / len(blocks) if blocks else (1.0 if citations else 0.0)
     return text.strip(), citations, coverage
+
+
+def _grounded_sentences(line: str, valid: range) -> str:
+    sentences = _SENTENCE_END.split(line)
+    kept = [s for s in sentences if all(int(m.group(1)) in valid for m in _MARKER.finditer(s))]
+    return " ".join(kept) if len(kept) < len(sentences) else line
 
 
 def heuristic_condense(question: str, history: Sequence[Turn]) -> str:
@@ -189,7 +186,7 @@ class KnowledgeQueryEngine(BaseQueryEngine):
             )
         answerer = draft.answerer if draft is not None else "none"
         text, citations, coverage = cite(draft.text, hits) if draft is not None else ("", (), 0.0)
-        confidence = round(retrieval * (0.6 + 0.4 * coverage) * (1.0 if citations else 0.5), 4)
+        confidence = round(retrieval * (0.6 + 0.4 * coverage), 4) if citations else 0.0
         abstained = draft is None or draft.declined or confidence < self._threshold or not citations
         log.info(
             "knowledge.answered",
@@ -200,7 +197,7 @@ class KnowledgeQueryEngine(BaseQueryEngine):
             hits=len(hits),
         )
         return Answer(
-            text=ABSTAIN_TEXT if abstained else text,
+            text="" if abstained else text,
             citations=() if abstained else citations,
             confidence=confidence if not abstained else min(confidence, retrieval),
             grounded=not abstained and coverage >= 0.999,

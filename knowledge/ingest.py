@@ -6,6 +6,9 @@ deletions are handled here, scoped to the paths of this run (so `ingest docs/a` 
 added): a changed file's old chunks are deleted before its new ones are added, and a file that no longer exists
 disappears from the store and the docstore. A file that exists but cannot be read keeps its old chunks (a
 transient parse failure must not wipe an article); it is reported as skipped.
+
+One document never stops a run: each changed or new document is chunked on its own first, and one that cannot be
+read or chunked is skipped with a one-line reason while the rest are indexed.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from llama_index.core.storage.docstore import SimpleDocumentStore
 from llama_index.core.vector_stores.types import BasePydanticVectorStore
 
 from knowledge.chunking import node_parsers
-from knowledge.readers import SUPPORTED, SkipFile, read_file
+from knowledge.readers import SUPPORTED, Origin, SkipFile, read_file
 
 log = structlog.get_logger(__name__)
 
@@ -39,48 +42,69 @@ class CountingStore(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """A file (or path) that was not ingested, and why, in one line."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
 class IngestReport:
-    """What one ingestion run did. `skipped` holds one "path: reason" line per file that was not ingested."""
+    """What one ingestion run did; `skipped` names every file that was not ingested, with its reason."""
 
     files_seen: int
     files_skipped: int
     chunks_added: int
     chunks_deleted: int
     docs_unchanged: int
-    skipped: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
     docs_added: int = 0
     docs_updated: int = 0
     docs_deleted: int = 0
     seconds: float = 0.0
 
     def summary(self) -> str:
-        """One human-readable paragraph: what changed, and each skipped file with its reason."""
+        """A few lines for a person: counts first, then one line per skipped file."""
         lines = [
-            f"{self.files_seen} file(s) seen: {self.docs_added} added, {self.docs_updated} updated, "
-            f"{self.docs_deleted} deleted, {self.docs_unchanged} unchanged; {self.chunks_added} chunk(s) written, "
-            f"{self.chunks_deleted} removed in {self.seconds:.1f} s"
+            f"{self.files_seen} files: {self.docs_added} added, {self.docs_updated} updated, "
+            f"{self.docs_unchanged} unchanged, {self.docs_deleted} deleted, {self.files_skipped} skipped; "
+            f"{self.chunks_added} chunks added, {self.chunks_deleted} removed ({self.seconds:.1f} s)"
         ]
-        lines += [f"skipped {line}" for line in self.skipped]
+        if self.skipped:
+            lines.append("Skipped:")
+            lines += [f"  {item}" for item in self.skipped]
         return "\n".join(lines)
 
 
-def collect_files(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
-    """Supported files under the given paths (hidden files and folders left out), and lines for missing paths."""
-    files: list[Path] = []
-    missing: list[str] = []
+@dataclass(frozen=True, slots=True)
+class KBFile:
+    """A file to ingest and its place under the folder it was found in."""
+
+    path: Path
+    relative: str
+
+
+def collect_files(paths: Sequence[Path]) -> tuple[list[KBFile], list[Skipped]]:
+    """Supported files under the given paths (hidden files and folders left out), and entries for missing paths."""
+    files: list[KBFile] = []
+    missing: list[Skipped] = []
     for raw in paths:
         path = raw.expanduser().resolve()
         if path.is_file():
-            files.append(path)
+            files.append(KBFile(path, path.name))
         elif path.is_dir():
             for candidate in sorted(path.rglob("*")):
                 relative = candidate.relative_to(path).parts
                 if any(part.startswith(".") for part in relative) or not candidate.is_file():
                     continue
                 if candidate.suffix.lower() in SUPPORTED:
-                    files.append(candidate)
+                    files.append(KBFile(candidate, "/".join(relative)))
         else:
-            missing.append(f"{raw}: not found")
+            missing.append(Skipped(str(raw), "not found"))
     return files, missing
 
 
@@ -93,12 +117,14 @@ class Ingestor:
         embed_model: BaseEmbedding,
         tokenizer: Callable[[str], list[Any]],
         docstore_path: Path,
+        base_url: str = "",
     ) -> None:
         self._store = store
         self._counting: CountingStore = store  # type: ignore[assignment]
         self._embed_model = embed_model
         self._tokenizer = tokenizer
         self._docstore_path = docstore_path
+        self._base_url = base_url
         self._docstore = self._load_docstore()
 
     def _load_docstore(self) -> SimpleDocumentStore:
@@ -113,23 +139,22 @@ class Ingestor:
     def run(self, paths: Sequence[Path], progress: bool = False) -> IngestReport:
         started = time.perf_counter()
         files, skipped = collect_files(paths)
-        for line in skipped:
-            log.warning("knowledge.ingest_skipped", line=line)
         documents: list[Document] = []
-        for path in _progress(files, progress, "Reading files"):
+        for file in _progress(files, progress, "Reading files"):
             try:
-                documents.append(read_file(path))
+                documents.append(read_file(file.path, Origin(file.relative, self._base_url)))
             except SkipFile as exc:
-                skipped.append(f"{path}: {exc}")
-                log.warning("knowledge.ingest_skipped", path=str(path), reason=str(exc))
+                skipped.append(Skipped(str(file.path), str(exc)))
             except OSError as exc:
-                skipped.append(f"{path}: cannot read ({type(exc).__name__})")
-                log.warning("knowledge.ingest_skipped", path=str(path), reason=type(exc).__name__)
+                skipped.append(Skipped(str(file.path), f"cannot read ({type(exc).__name__})"))
         unchanged, changed, new = self._partition(documents)
+        changed, new = self._chunkable(changed, skipped), self._chunkable(new, skipped)
+        for item in skipped:
+            log.warning("knowledge.ingest_skipped", path=item.path, reason=item.reason)
         deleted_chunks = sum(self._forget(doc.id_) for doc in changed)
         # a "new" document may still have points (docstore lost, another replica ingested): replace, never duplicate
         deleted_chunks += sum(self._forget(doc.id_) for doc in new if self._counting.count(doc.id_))
-        gone = self._vanished(paths, {str(path) for path in files})
+        gone = self._vanished(paths, {str(file.path) for file in files})
         deleted_chunks += sum(self._forget(doc_id) for doc_id in gone)
         nodes = self._pipeline().run(documents=[*changed, *new], show_progress=progress) if changed or new else []
         self._counting.flush()
@@ -166,6 +191,28 @@ class Ingestor:
         nodes = self._pipeline().run(documents=[*changed, *new], show_progress=progress)
         self._counting.flush()
         return nodes
+
+    def _chunkable(self, documents: list[Document], skipped: list[Skipped]) -> list[Document]:
+        """The documents that chunk within bounds; each one that does not goes to `skipped` with its reason.
+
+        Chunking is cheap next to embedding, so each document is chunked on its own here: one pathological page
+        (LlamaIndex raises on metadata longer than a chunk, parsers on odd input) must not stop the whole run.
+        """
+        from llama_index.core.ingestion import run_transformations
+
+        parsers = node_parsers(self._tokenizer)
+        fit = []
+        for doc in documents:
+            try:
+                chunks = run_transformations([doc], parsers)
+            except Exception as exc:  # any parser failure on one document: report it, keep going
+                skipped.append(Skipped(doc.id_, f"cannot be chunked ({type(exc).__name__}: {_one_line(exc)})"))
+                continue
+            if not any(chunk.get_content().strip() for chunk in chunks):
+                skipped.append(Skipped(doc.id_, "no text after chunking"))
+                continue
+            fit.append(doc)
+        return fit
 
     def _pipeline(self) -> IngestionPipeline:
         return IngestionPipeline(
@@ -207,7 +254,12 @@ class Ingestor:
         return gone
 
 
-def _progress(items: Iterable[Path], enabled: bool, label: str) -> Iterable[Path]:
+def _one_line(exc: Exception, limit: int = 100) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _progress(items: Iterable[KBFile], enabled: bool, label: str) -> Iterable[KBFile]:
     if not enabled:
         return items
     from tqdm import tqdm

@@ -2,17 +2,21 @@
 
 Every reader returns Markdown-shaped text, so one structure-aware node parser keeps headings with their text for
 all formats: HTML headings become `#` lines (html2text), PDF pages become `## Page N` sections. Metadata carries
-what citations need: title, source (absolute path, also the document id), url (front matter / canonical link),
-updated time (file mtime, ISO 8601). Bad files raise `SkipFile` with a short reason; the caller logs and goes on.
+what citations need: title, source (the path relative to the ingested folder: an internal id, never shown), url (a
+public link: front matter / canonical link, or KNOWLEDGE_BASE_URL joined with that relative path), updated time
+(file mtime, ISO 8601). The document id stays the absolute path (incremental bookkeeping needs it; no customer sees
+it). Bad files raise `SkipFile` with a short reason; the caller reports it and goes on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from llama_index.core.readers.base import BaseReader
 from llama_index.core.schema import Document
@@ -23,6 +27,7 @@ PDF_SUFFIXES = {".pdf": "pdf"}
 SUPPORTED = {**TEXT_SUFFIXES, **HTML_SUFFIXES, **PDF_SUFFIXES}
 MAX_FILE_BYTES = 25_000_000
 MAX_TEXT_CHARS = 2_000_000
+MAX_TITLE_CHARS = 120
 STABLE_KEYS = ("title", "source", "url", "file_type", "product", "category", "language")
 # Metadata that must not steer embeddings or bloat prompts.
 NOT_EMBEDDED = ["source", "url", "updated_at", "file_type", "product", "category", "language"]
@@ -48,8 +53,24 @@ class KBDocument(Document):
         return "KBDocument"
 
 
-def read_file(path: Path) -> KBDocument:
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a file sits in a knowledge base: its path under the ingested folder and the public site's root URL."""
+
+    relative: str = ""  # e.g. "billing/refund-policy.md"; "" = the file name
+    base_url: str = ""  # KNOWLEDGE_BASE_URL, e.g. "https://help.acme.example/"
+
+    def public_url(self, path: Path) -> str:
+        """The page's address under `base_url` (suffix dropped: `billing/refund-policy`), or "" without a base."""
+        if not self.base_url:
+            return ""
+        relative = PurePosixPath(self.relative or path.name).with_suffix("")
+        return self.base_url.rstrip("/") + "/" + quote(str(relative))
+
+
+def read_file(path: Path, origin: Origin | None = None) -> KBDocument:
     """Read one supported file, or raise `SkipFile`."""
+    origin = origin or Origin()
     kind = SUPPORTED.get(path.suffix.lower())
     if kind is None:
         raise SkipFile("unsupported file type")
@@ -61,18 +82,36 @@ def read_file(path: Path) -> KBDocument:
     reader: BaseReader = {"markdown": MarkdownReader(), "text": TextReader(), "html": HtmlReader()}.get(
         kind, PdfReader()
     )
-    documents = reader.load_data(path)
-    document = documents[0]
+    try:
+        documents = reader.load_data(path)
+    except SkipFile:
+        raise
+    except (ValueError, LookupError, RecursionError, AssertionError) as exc:  # parser bugs on odd input
+        raise SkipFile(f"cannot parse ({type(exc).__name__})") from exc
+    document: KBDocument = documents[0]  # type: ignore[assignment]
     if not document.text.strip():
         raise SkipFile("no text")
     if len(document.text) > MAX_TEXT_CHARS:
         raise SkipFile(f"too much text ({len(document.text)} characters)")
-    return document  # type: ignore[return-value]
+    metadata = document.metadata
+    metadata["title"] = _short(str(metadata.get("title", "")), MAX_TITLE_CHARS) or _humanise(path.stem)
+    metadata["source"] = origin.relative or path.name
+    metadata["url"] = str(metadata.get("url") or "") or origin.public_url(path)
+    return document
+
+
+def _short(text: str, limit: int) -> str:
+    """One line of at most `limit` characters, cut at a word boundary with an ellipsis."""
+    line = " ".join(text.split())
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1].rsplit(" ", 1)[0] if " " in line[: limit - 1] else line[: limit - 1]
+    return cut.rstrip(" ,;:-") + "…"
 
 
 def _base_metadata(path: Path, file_type: str, title: str, url: str = "") -> dict[str, Any]:
     updated = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).isoformat(timespec="seconds")
-    return {"title": title, "source": str(path), "url": url, "updated_at": updated, "file_type": file_type}
+    return {"title": title, "source": path.name, "url": url, "updated_at": updated, "file_type": file_type}
 
 
 def _document(path: Path, text: str, metadata: dict[str, Any]) -> KBDocument:
@@ -85,17 +124,46 @@ def _document(path: Path, text: str, metadata: dict[str, Any]) -> KBDocument:
     )
 
 
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+MAX_BAD_SHARE = 0.01  # decoding errors or control characters above this share (plus 2): not text
+
+
 def _read_text(path: Path) -> str:
-    raw = path.read_bytes()
-    if b"\x00" in raw[:8192]:
-        raise SkipFile("binary content, not text")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
+    """Decode a text file: a BOM's encoding, else UTF-8 (a few bad bytes replaced), else Windows-1252/latin-1."""
+    return decode_text(path.read_bytes())
+
+
+def decode_text(raw: bytes) -> str:
+    """Bytes -> text with `\n` line ends, or `SkipFile` when they are not text in any encoding we accept."""
+    text = None
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise SkipFile(f"broken {encoding} text") from exc
+            break
+    if text is None:
+        if b"\x00" in raw[:8192]:
+            raise SkipFile("binary content, not text")
         try:
-            return raw.decode("cp1252")
-        except UnicodeDecodeError as exc:
-            raise SkipFile("not UTF-8 text") from exc
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            # Valid multi-byte sequences mean UTF-8 with a few bad bytes (replaced); none mean a legacy single-byte
+            # encoding, read as Windows-1252 (a superset of latin-1's printable range).
+            utf8 = _UTF8_MULTIBYTE.search(raw) is not None
+            text = raw.decode("utf-8", errors="replace") if utf8 else raw.decode("cp1252", errors="replace")
+    if len(_CONTROL.findall(text)) > 2 + MAX_BAD_SHARE * len(text):
+        raise SkipFile("binary content, not text")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _humanise(stem: str) -> str:

@@ -1,19 +1,19 @@
-"""Hybrid retrieval (dense + BM25, fused with RRF in Qdrant) and the retrieval half of the confidence.
+"""Hybrid retrieval (dense + BM25, fused client-side by `knowledge.fusion`) returning scored `Hit`s.
 
-`HybridRetriever` is a LlamaIndex retriever, so it plugs into query engines; `search()` returns `Hit`s that also
-carry the dense cosine of each chunk (its vector comes back with the fused result), because RRF scores are ranks,
-not relevance: they cannot say "nothing here answers this". The confidence mixes the best cosine (semantic match)
-with how many of the question's content words the top chunks contain (lexical coverage).
+`HybridRetriever` is a LlamaIndex retriever, so it plugs into query engines; `search()` asks the store for a dense
+and a sparse candidate list and fuses them with the configured plan. Each `Hit` keeps its fused score, its dense
+cosine (vectors come back with the points) and its raw BM25 score, because the confidence needs absolute evidence:
+fused scores only order candidates, they cannot say "nothing here answers this" (see `knowledge.calibration`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
@@ -25,19 +25,10 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryMode,
 )
 
+from knowledge.fusion import FusionPlan, fuse
 from knowledge.sparse import Bm25Encoder
 
 Mode = Literal["hybrid", "dense", "sparse"]
-_MODES = {
-    "hybrid": VectorStoreQueryMode.HYBRID,
-    "dense": VectorStoreQueryMode.DEFAULT,
-    "sparse": VectorStoreQueryMode.SPARSE,
-}
-
-# Cosine similarities of all-MiniLM-L6-v2 between a question and a chunk: unrelated text sits below ~0.25,
-# a chunk that answers the question usually above ~0.55.
-COSINE_FLOOR = 0.25
-COSINE_CEILING = 0.60
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +38,7 @@ class Hit:
     node: BaseNode
     score: float
     cosine: float
+    sparse: float = 0.0  # raw BM25 score (0 when the sparse arm did not return this chunk)
 
     @property
     def text(self) -> str:
@@ -59,6 +51,11 @@ class Hit:
     def doc_id(self) -> str:
         return self.node.ref_doc_id or self.meta("source")
 
+    @property
+    def searchable(self) -> str:
+        """Title, section and text: what the sparse index saw."""
+        return f"{self.meta('title')}\n{self.meta('section')}\n{self.text}"
+
 
 def metadata_filters(filters: Mapping[str, str] | None) -> MetadataFilters | None:
     """The port's simple `{key: value}` filters as LlamaIndex metadata filters (all must match)."""
@@ -68,19 +65,36 @@ def metadata_filters(filters: Mapping[str, str] | None) -> MetadataFilters | Non
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=False))
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return dot / norm if norm else 0.0
+    x, y = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
+    return float(x @ y) / norm if norm else 0.0
 
 
 class HybridRetriever(BaseRetriever):
-    """Dense + sparse retrieval through one vector store query; Qdrant fuses the two lists."""
+    """Dense + sparse retrieval: two candidate lists from the store, fused by the plan."""
 
-    def __init__(self, store: BasePydanticVectorStore, embed_model: BaseEmbedding, top_k: int = 5) -> None:
+    def __init__(
+        self,
+        store: BasePydanticVectorStore,
+        embed_model: BaseEmbedding,
+        top_k: int = 5,
+        plan: FusionPlan | None = None,
+        encoder: Bm25Encoder | None = None,
+    ) -> None:
         super().__init__()
         self._store = store
         self._embed_model = embed_model
         self._top_k = top_k
+        self._plan = plan or FusionPlan()
+        self._encoder = encoder or Bm25Encoder()
+
+    @property
+    def plan(self) -> FusionPlan:
+        return self._plan
+
+    def with_plan(self, plan: FusionPlan) -> HybridRetriever:
+        """The same store and models with another fusion plan (the fusion fit tries several)."""
+        return HybridRetriever(self._store, self._embed_model, self._top_k, plan, self._encoder)
 
     def search(
         self,
@@ -91,22 +105,55 @@ class HybridRetriever(BaseRetriever):
         top_k: int | None = None,
     ) -> list[Hit]:
         """Blocking search; embeds the question unless an embedding is given (or the mode is sparse)."""
+        limit = top_k or self._top_k
         if embedding is None and mode != "sparse":
             embedding = self._embed_model.get_query_embedding(question)
-        query = VectorStoreQuery(
-            query_embedding=list(embedding) if embedding is not None else None,
-            query_str=question,
-            similarity_top_k=top_k or self._top_k,
-            mode=_MODES[mode],
-            filters=filters,
-        )
-        result = self._store.query(query)
+        depth = limit if mode != "hybrid" else self._plan.depth(limit)
+        dense: list[tuple[BaseNode, float]] = []
+        sparse: list[tuple[BaseNode, float]] = []
+        if mode != "sparse" and embedding is not None:
+            query = VectorStoreQuery(query_embedding=list(embedding), similarity_top_k=depth, filters=filters)
+            dense = self._query(query)
+        if mode != "dense" and self._encoder.query(question).indices:
+            query = VectorStoreQuery(
+                query_str=question,
+                similarity_top_k=depth,
+                sparse_top_k=depth,
+                mode=VectorStoreQueryMode.SPARSE,
+                filters=filters,
+            )
+            sparse = self._query(query)
+        nodes = {node.node_id: node for node, _ in [*sparse, *dense]}
+        # the dense arm's score is the cosine already (the collection's distance); compute only the sparse-only ones
+        cosines = {node.node_id: score for node, score in dense}
+        for node_id, node in nodes.items():
+            if node_id not in cosines:
+                cosines[node_id] = (
+                    cosine(embedding, node.embedding) if embedding is not None and node.embedding else 0.0
+                )
+        bm25 = {node.node_id: score for node, score in sparse}
+        if mode == "dense":
+            ranked = [(node.node_id, cosines[node.node_id]) for node, _ in dense]
+        elif mode == "sparse":
+            ranked = [(node.node_id, score) for node, score in sparse]
+        else:
+            ranked = fuse(
+                [(n.node_id, cosines[n.node_id]) for n, _ in dense],
+                [(n.node_id, s) for n, s in sparse],
+                self._plan,
+                cosines,
+            )
         hits = []
-        for node, score in zip(result.nodes or [], result.similarities or [], strict=False):
-            similarity = cosine(embedding, node.embedding) if embedding is not None and node.embedding else 0.0
+        for node_id, score in ranked[:limit]:
+            node = nodes[node_id]
             node.embedding = None  # not needed past this point; keeps answers light
-            hits.append(Hit(node=node, score=float(score), cosine=similarity))
+            hits.append(Hit(node=node, score=float(score), cosine=cosines[node_id], sparse=bm25.get(node_id, 0.0)))
         return hits
+
+    def _query(self, query: VectorStoreQuery) -> list[tuple[BaseNode, float]]:
+        result = self._store.query(query)
+        pairs = zip(result.nodes or [], result.similarities or [], strict=False)
+        return [(node, float(score)) for node, score in pairs]
 
     async def asearch(
         self, question: str, filters: MetadataFilters | None = None, mode: Mode = "hybrid", top_k: int | None = None
@@ -116,26 +163,6 @@ class HybridRetriever(BaseRetriever):
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         hits = self.search(query_bundle.query_str, query_bundle.embedding)
         return [NodeWithScore(node=hit.node, score=hit.score) for hit in hits]
-
-
-def retrieval_confidence(question: str, hits: Sequence[Hit], encoder: Bm25Encoder, depth: int = 3) -> float:
-    """0..1: how well the best chunks match the question, semantically (cosine) and lexically (term coverage)."""
-    if not hits:
-        return 0.0
-    best = max(hit.cosine for hit in hits[:depth])
-    semantic = min(1.0, max(0.0, (best - COSINE_FLOOR) / (COSINE_CEILING - COSINE_FLOOR)))
-    terms = set(encoder.query(question).indices)
-    if not terms:
-        return semantic
-    covered: set[int] = set()
-    for hit in hits[:depth]:
-        covered |= set(encoder.document(_searchable(hit)).indices)
-    lexical = len(terms & covered) / len(terms)
-    return round(0.65 * semantic + 0.35 * lexical * (1.0 if semantic > 0 else 0.5), 4)
-
-
-def _searchable(hit: Hit) -> str:
-    return f"{hit.meta('title')}\n{hit.meta('section')}\n{hit.text}"
 
 
 def hits_summary(hits: Sequence[Hit]) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """The knowledge engine behind the `KnowledgeEngine` port: answer, ingest, embed, ready, close.
 
-`build_knowledge(settings)` picks the pieces: the embedded qdrant-edge store under DATA_DIR/qdrant (default) or a
+`build_knowledge(config)` picks the pieces: the embedded qdrant-edge store under DATA_DIR/qdrant (default) or a
 Qdrant server/cluster when QDRANT_URL is set; Claude when ANTHROPIC_API_KEY is set, extractive answers otherwise.
 Everything that blocks (embedding, store calls, file reading) runs in worker threads.
 """
@@ -16,8 +16,8 @@ import structlog
 
 from bot.errors import ConfigError
 from bot.messages import Answer, Turn
-from bot.settings import Settings, secret
 from knowledge.answerers import ClaudeAnswerer, ExtractiveAnswerer
+from knowledge.config import KnowledgeConfig
 from knowledge.edge_store import EdgeVectorStore
 from knowledge.embedding import FastEmbedEmbedding, load_text_embedding, model_tokenizer
 from knowledge.engine import KnowledgeQueryEngine
@@ -86,55 +86,56 @@ class KnowledgeService:
         self._store.close()
 
 
-def fusion_plan(settings: Settings) -> FusionPlan:
-    """Fusion weights from settings (HYBRID_DENSE_WEIGHT, HYBRID_SPARSE_WEIGHT, HYBRID_RRF_K)."""
+def fusion_plan(config: KnowledgeConfig) -> FusionPlan:
+    """Fusion from the config (HYBRID_FUSION, HYBRID_DENSE_WEIGHT, HYBRID_SPARSE_WEIGHT, HYBRID_RRF_K)."""
     return FusionPlan(
-        dense_weight=settings.hybrid_dense_weight,
-        sparse_weight=settings.hybrid_sparse_weight,
-        rrf_k=settings.hybrid_rrf_k,
+        dense_weight=config.hybrid_dense_weight,
+        sparse_weight=config.hybrid_sparse_weight,
+        method=config.hybrid_fusion,
+        rrf_k=config.hybrid_rrf_k,
     )
 
 
-def build_embedder(settings: Settings) -> FastEmbedEmbedding:
-    model = load_text_embedding(settings.embedding_model, settings.data_dir)
-    return FastEmbedEmbedding(model, settings.embedding_model, settings.embedding_batch_size)
+def build_embedder(config: KnowledgeConfig) -> FastEmbedEmbedding:
+    model = load_text_embedding(config.embedding_model, config.data_dir)
+    return FastEmbedEmbedding(model, config.embedding_model, config.embedding_batch_size)
 
 
-def build_store(settings: Settings, dimensions: int, encoder: Bm25Encoder, plan: FusionPlan, root: Path) -> Any:
+def build_store(config: KnowledgeConfig, dimensions: int, encoder: Bm25Encoder, plan: FusionPlan, root: Path) -> Any:
     """The embedded shard under `root`, or the Qdrant server at QDRANT_URL (":memory:": qdrant-client local mode)."""
-    if settings.qdrant_url:
+    if config.qdrant_url:
         from qdrant_client import QdrantClient
 
         from knowledge.server_store import FusedQdrantVectorStore
 
-        if settings.qdrant_url == ":memory:":
+        if config.qdrant_url == ":memory:":
             client = QdrantClient(location=":memory:")
         else:
-            client = QdrantClient(url=settings.qdrant_url, api_key=secret(settings.qdrant_api_key) or None)
-        return FusedQdrantVectorStore(client, settings.qdrant_collection, encoder, plan)
-    return EdgeVectorStore(root / "qdrant" / settings.qdrant_collection, dimensions, encoder, plan)
+            client = QdrantClient(url=config.qdrant_url, api_key=config.qdrant_api_key or None)
+        return FusedQdrantVectorStore(client, config.qdrant_collection, encoder, plan)
+    return EdgeVectorStore(root / "qdrant" / config.qdrant_collection, dimensions, encoder, plan)
 
 
-def build_claude(settings: Settings) -> ClaudeAnswerer | None:
-    api_key = secret(settings.anthropic_api_key)
+def build_claude(config: KnowledgeConfig) -> ClaudeAnswerer | None:
+    api_key = config.anthropic_api_key
     if not api_key:
         return None
     from purgatory import AsyncCircuitBreakerFactory
 
     llm = _anthropic_class()(
-        model=settings.anthropic_model,
+        model=config.anthropic_model,
         api_key=api_key,
-        base_url=settings.anthropic_base_url or None,
-        max_tokens=settings.anthropic_max_tokens,
-        timeout=settings.anthropic_timeout_seconds,
-        max_retries=settings.anthropic_max_retries,
+        base_url=config.anthropic_base_url or None,
+        max_tokens=config.anthropic_max_tokens,
+        timeout=config.anthropic_timeout_seconds,
+        max_retries=config.anthropic_max_retries,
         temperature=0.0,
     )
     breaker = AsyncCircuitBreakerFactory(
-        default_threshold=settings.llm_breaker_failures, default_ttl=settings.llm_breaker_reset_seconds
+        default_threshold=config.llm_breaker_failures, default_ttl=config.llm_breaker_reset_seconds
     )
     return ClaudeAnswerer(
-        llm, breaker, settings.anthropic_model, settings.llm_input_cost_per_mtok, settings.llm_output_cost_per_mtok
+        llm, breaker, config.anthropic_model, config.llm_input_cost_per_mtok, config.llm_output_cost_per_mtok
     )
 
 
@@ -181,30 +182,30 @@ def _anthropic_class() -> Any:
     return AnyModelAnthropic
 
 
-def build_knowledge(settings: Settings, root: Path | None = None) -> KnowledgeService:
-    """Compose the knowledge engine from settings; `root` overrides DATA_DIR for the index (the eval: a temp dir)."""
+def build_knowledge(config: KnowledgeConfig, root: Path | None = None) -> KnowledgeService:
+    """Compose the knowledge engine from its config; `root` overrides DATA_DIR for the index (the eval: a temp dir)."""
     go_offline()
-    root = root or settings.data_dir
+    root = root or config.data_dir
     try:
-        embed_model = build_embedder(settings)
+        embed_model = build_embedder(config)
     except ConfigError:
         raise
     except Exception as exc:
         problem = type(exc).__name__
-        raise ConfigError(f"EMBEDDING_MODEL {settings.embedding_model!r} cannot be loaded: {problem}") from exc
-    tokenizer = model_tokenizer(settings.data_dir, settings.embedding_model)
+        raise ConfigError(f"EMBEDDING_MODEL {config.embedding_model!r} cannot be loaded: {problem}") from exc
+    tokenizer = model_tokenizer(config.data_dir, config.embedding_model)
     go_offline(tokenizer)
     from llama_index.core import Settings as LlamaSettings
 
     LlamaSettings.embed_model = embed_model
     dimensions = len(embed_model.embed_texts(["dimension probe"])[0])
     encoder = Bm25Encoder()
-    plan = fusion_plan(settings)
-    store = build_store(settings, dimensions, encoder, plan, root)
-    retriever = HybridRetriever(store, embed_model, settings.retrieval_top_k)
+    plan = fusion_plan(config)
+    store = build_store(config, dimensions, encoder, plan, root)
+    retriever = HybridRetriever(store, embed_model, config.retrieval_top_k, plan, encoder)
     engine = KnowledgeQueryEngine(
-        retriever, encoder, ExtractiveAnswerer(encoder), build_claude(settings), settings.abstain_threshold
+        retriever, encoder, ExtractiveAnswerer(encoder), build_claude(config), config.abstain_threshold
     )
-    docstore = root / "knowledge" / f"docstore-{settings.qdrant_collection}.json"
-    ingestor = Ingestor(store, embed_model, tokenizer, docstore)
+    docstore = root / "knowledge" / f"docstore-{config.qdrant_collection}.json"
+    ingestor = Ingestor(store, embed_model, tokenizer, docstore, config.knowledge_base_url)
     return KnowledgeService(engine, ingestor, embed_model, store)

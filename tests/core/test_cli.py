@@ -41,7 +41,7 @@ def test_operator_commands_end_to_end(tmp_path: Path) -> None:
     assert ingested.returncode == 0, ingested.stderr
     for path in data.rglob("*"):
         assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
-    assert "1 file(s) seen" in ingested.stdout and "1 added" in ingested.stdout
+    assert "1 files: 1 added" in ingested.stdout
 
     asked = _cli("ask", "--json", "What is the garage gate code for visitors?", data_dir=data)
     assert asked.returncode == 0, asked.stderr

@@ -1,4 +1,4 @@
-"""Knowledge fixtures: a copy of the small KB, settings with a shared model folder, a fake Anthropic server."""
+"""Knowledge fixtures: a copy of the small KB, a config with a shared model folder, a fake Anthropic server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.settings import Settings
+from knowledge.config import KnowledgeConfig
 from knowledge.service import KnowledgeService, build_knowledge
 from tests.fakes.anthropic_server import FakeAnthropic
 
@@ -31,17 +31,19 @@ def kb(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_settings(model_home: Path) -> Callable[..., Settings]:
-    def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"data_dir": model_home, "anthropic_api_key": None, "qdrant_url": ""}
+def make_settings(model_home: Path) -> Callable[..., KnowledgeConfig]:
+    """A `KnowledgeConfig` factory sharing the session's model folder (kept under its old fixture name)."""
+
+    def make(**overrides: Any) -> KnowledgeConfig:
+        values: dict[str, Any] = {"data_dir": model_home}
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return KnowledgeConfig(**values)
 
     return make
 
 
 @pytest.fixture
-async def knowledge(make_settings: Callable[..., Settings], tmp_path: Path) -> AsyncIterator[KnowledgeService]:
+async def knowledge(make_settings: Callable[..., KnowledgeConfig], tmp_path: Path) -> AsyncIterator[KnowledgeService]:
     service = build_knowledge(make_settings(), root=tmp_path / "index")
     yield service
     await service.close()

@@ -1,12 +1,23 @@
-"""The retrieval eval on the BEIR-format fixture, and the answer eval (refusals and injections)."""
+"""The evals: retrieval and fusion fit on the BEIR-format fixture, answer scoring, refusals and injections."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 
-from bot.settings import Settings
-from knowledge.eval import format_eval_table, run_answer_eval, run_retrieval_eval, score_ranking
+from knowledge.answer_eval import OFF_TOPIC_QUESTIONS, has_fact, held_out_split
+from knowledge.beir import load_beir
+from knowledge.calibration import FEATURES, collect_signals, fit_confidence, probability
+from knowledge.config import KnowledgeConfig
+from knowledge.eval import (
+    fit_fusion,
+    format_eval_table,
+    format_fusion_fit,
+    run_answer_eval,
+    run_retrieval_eval,
+    score_ranking,
+)
+from knowledge.fusion import FusionPlan, fuse
 from tests.knowledge.conftest import FIXTURES
 
 
@@ -16,7 +27,7 @@ def test_metrics_of_a_known_ranking() -> None:
     assert 0.6 < scores["nDCG@10"] < 0.64  # 1 / log2(3)
 
 
-def test_retrieval_eval_reports_three_modes(make_settings: Callable[..., Settings]) -> None:
+def test_retrieval_eval_reports_three_modes(make_settings: Callable[..., KnowledgeConfig]) -> None:
     results = run_retrieval_eval(FIXTURES / "beir", make_settings())
     assert set(results) == {"bm25", "dense", "hybrid"}
     for metrics in results.values():
@@ -28,8 +39,63 @@ def test_retrieval_eval_reports_three_modes(make_settings: Callable[..., Setting
     assert "nDCG@10" in table and "hybrid" in table
 
 
-async def test_answer_eval_abstains_and_ignores_injected_instructions(make_settings: Callable[..., Settings]) -> None:
+async def test_answer_eval_abstains_and_ignores_injected_instructions(
+    make_settings: Callable[..., KnowledgeConfig],
+) -> None:
     results = await run_answer_eval(FIXTURES / "kb", FIXTURES / "answer_cases.jsonl", make_settings())
     failures = [f"{r.question}: {r.reason}" for r in results if not r.passed]
     assert failures == []
     assert any(r.expect == "abstain" and r.abstained for r in results)
+
+
+def test_score_fusion_weighs_how_far_apart_the_scores_are() -> None:
+    dense = [("a", 0.62), ("b", 0.60)]
+    sparse = [("b", 12.0), ("a", 2.0)]  # BM25 is sure about b, the dense arm barely prefers a
+    assert next(key for key, _ in fuse(dense, sparse, FusionPlan())) == "b"
+    rrf = FusionPlan(method="rrf", dense_weight=1.0, sparse_weight=1.0)
+    assert {key for key, _ in fuse(dense, sparse, rrf)} == {"a", "b"}
+    # a chunk only BM25 found keeps its real cosine, not 0
+    only_sparse = fuse([("a", 0.5)], [("c", 10.0)], FusionPlan(), cosines={"c": 0.5})
+    assert dict(only_sparse)["c"] > dict(only_sparse)["a"]
+
+
+def test_fusion_fit_chooses_on_one_half_and_scores_the_other(make_settings: Callable[..., KnowledgeConfig]) -> None:
+    fit = fit_fusion(FIXTURES / "beir", make_settings())
+    assert fit.method in {"score", "rrf"} and 0.0 <= fit.dense_weight <= 1.0
+    assert set(fit.scores) == {"bm25", "dense", "hybrid", "current"}
+    assert fit.fit_scores["nDCG@10"] > 0.5
+    text = format_fusion_fit(fit)
+    assert "HYBRID_DENSE_WEIGHT=" in text and "nDCG@10" in text
+    json.dumps(fit.as_dict())
+
+
+def test_fact_needs_most_of_the_reference_content_words() -> None:
+    reference = "Invitations expire after 7 days; resend one from the Pending tab."
+    assert has_fact("Invitations expire after 7 days. You can resend them from the Pending tab [1].", reference)
+    assert not has_fact("Invitations expire after a while [1].", reference)
+    assert not has_fact("", reference)
+
+
+def test_holdout_leaves_out_documents_and_every_question_they_answered() -> None:
+    qrels = load_beir(FIXTURES / "beir").qrels
+    removed, held_out = held_out_split(qrels, 0.25, seed=3)
+    assert removed and len(held_out) >= round(0.25 * len(qrels))
+    assert all(set(qrels[q]) <= removed for q in held_out)
+    assert all(not set(qrels[q]) <= removed for q in set(qrels) - held_out)
+    assert held_out_split(qrels, 0.25, seed=3) == (removed, held_out)
+    assert held_out_split(qrels, 0.0) == (set(), set())
+
+
+def test_confidence_ranks_answerable_above_held_out_above_off_topic(
+    make_settings: Callable[..., KnowledgeConfig],
+) -> None:
+    rows = collect_signals(FIXTURES / "beir", make_settings(), OFF_TOPIC_QUESTIONS[:10])
+
+    def mean(kind: str) -> float:
+        values = [probability(row.evidence) for row in rows if row.kind == kind]
+        return sum(values) / len(values)
+
+    assert mean("answerable") > mean("held_out") > mean("off_topic")
+    coefficients, _ = fit_confidence(rows)
+    assert len(coefficients) == len(FEATURES)
+    assert dict(zip(FEATURES, coefficients, strict=True))["coverage"] > 0  # more question words found, more sure

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.settings import Settings
+from knowledge.config import KnowledgeConfig
 from knowledge.eval import run_retrieval_eval
 from knowledge.service import build_knowledge
 from tests.knowledge.conftest import FIXTURES
@@ -33,7 +33,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
 
 async def test_ingest_ask_and_eval_make_no_network_attempt(no_network: list[Any], tmp_path: Path, kb: Path) -> None:
     # a brand-new DATA_DIR: the model folder is assembled from the installed packages, with no download
-    settings = Settings(_env_file=None, data_dir=tmp_path / "fresh")  # type: ignore[call-arg]
+    settings = KnowledgeConfig(data_dir=tmp_path / "fresh")
     service = build_knowledge(settings)
     try:
         report = await service.ingest([kb])
@@ -48,7 +48,7 @@ async def test_ingest_ask_and_eval_make_no_network_attempt(no_network: list[Any]
 
 
 async def test_server_path_with_in_process_qdrant(
-    make_settings: Callable[..., Settings], tmp_path: Path, kb: Path
+    make_settings: Callable[..., KnowledgeConfig], tmp_path: Path, kb: Path
 ) -> None:
     service = build_knowledge(make_settings(qdrant_url=":memory:", qdrant_collection="kb"), root=tmp_path)
     try:
@@ -69,7 +69,9 @@ async def test_server_path_with_in_process_qdrant(
         await service.close()
 
 
-async def test_both_stores_use_the_same_sparse_encoding(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+async def test_both_stores_use_the_same_sparse_encoding(
+    make_settings: Callable[..., KnowledgeConfig], tmp_path: Path
+) -> None:
     from llama_index.core.schema import TextNode
 
     from knowledge.sparse import Bm25Encoder
