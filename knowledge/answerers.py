@@ -185,7 +185,7 @@ def _overlaps(pick: _Pick, other: _Pick) -> bool:
 
 def render(picks: Sequence[_Pick], hits: Sequence[Hit]) -> str:
     """Markdown: per page (in order of its best unit) a label line and the quoted units in document order, each
-    ending with its [n]; a list's lead-in is quoted once, above its items."""
+    ending with its [n] and set apart by an empty quote line; a list's lead-in is quoted once, above its items."""
     pages: dict[str, list[_Pick]] = {}
     for pick in picks:
         pages.setdefault(page_key(hits[pick.passage - 1]), []).append(pick)
@@ -197,8 +197,11 @@ def render(picks: Sequence[_Pick], hits: Sequence[Hit]) -> str:
         label = f"**{hit.meta('title')}**" + (f" ({section})" if section and section != hit.meta("title") else "")
         lines = [label + ":"]
         leads_done: set[tuple[int, int]] = set()
-        for pick in group:
+        for number, pick in enumerate(group):
             unit = pick.unit
+            same_list = number > 0 and unit.lead and (pick.passage, unit.group) in leads_done
+            if number > 0 and not same_list:
+                lines.append(">")  # a quoted paragraph break: separate units do not run together when rendered
             if unit.lead and (pick.passage, unit.group) not in leads_done:
                 lines.append(f"> {unit.lead}")
                 leads_done.add((pick.passage, unit.group))
