@@ -16,15 +16,15 @@ import socket
 from types import TracebackType
 from typing import Any
 
+from app.settings import Settings, secret
 from app.wiring import Wiring
 from bot.actions import ActionPolicy, ActionService, InboundRouter
 from bot.conversation import ConversationService, Policy
 from bot.delivery import OutboxDispatcher
 from bot.inquiries import InquiryPipeline
 from bot.logging import configure_logging
-from bot.ports import Clock, Embedder, KnowledgeEngine, KnowledgeIndex, SystemClock
+from bot.ports import Clock, Embedder, KnowledgeEngine, KnowledgeIndex, SpendMeter, SystemClock
 from bot.senders import SenderGuard, SenderLimits
-from bot.settings import Settings, secret
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.store.events import EventLog
@@ -104,9 +104,10 @@ def knowledge_config(settings: Settings) -> KnowledgeConfig:
     )
 
 
-def build_knowledge_engine(settings: Settings) -> KnowledgeService:
+def build_knowledge_engine(settings: Settings, spend: SpendMeter | None = None) -> KnowledgeService:
+    """The knowledge engine; `spend` (the conversation store) enforces LLM_DAILY_BUDGET_USD across replicas."""
     offline_environment()
-    return build_knowledge(knowledge_config(settings))
+    return build_knowledge(knowledge_config(settings), spend=spend)
 
 
 def escalation_config(settings: Settings) -> EscalationConfig:
@@ -160,7 +161,7 @@ async def build_service(
     index: KnowledgeIndex | None = None
     embedder: Embedder | None = None
     if knowledge is None:
-        engine = build_knowledge_engine(settings)
+        engine = build_knowledge_engine(settings, spend=conversations)
         knowledge, index, embedder = engine, engine, engine
     escalation = build_escalation_service(settings, db, clock, outbox, conversations) if with_escalation else None
     service = ConversationService(
@@ -324,7 +325,8 @@ class CommandContext:
 
     def knowledge(self) -> KnowledgeService:
         if self._knowledge is None:
-            self._knowledge = build_knowledge_engine(self.settings)
+            spend = ConversationStore(self.db, self.clock, self.outbox())
+            self._knowledge = build_knowledge_engine(self.settings, spend=spend)
         return self._knowledge
 
     def outbox(self) -> Outbox:

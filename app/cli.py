@@ -21,9 +21,9 @@ from app.build import build_for_command, build_knowledge_engine, knowledge_confi
 from app.commands import forget_command, gaps_command, job_command, replay_command, report_command, tickets_command
 from app.doctor import run_doctor
 from app.serve import local_key_path, serve
+from app.settings import Settings, load_settings
 from bot.errors import ConfigError, SupportbotError
 from bot.messages import Channel, InboundMessage, Reply
-from bot.settings import Settings, load_settings
 from bot.store.codec import reply_from_json, reply_to_json
 from bot.store.db import safe_url
 from knowledge.eval import (

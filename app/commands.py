@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from app.build import build_for_command
 from app.jobs import app_jobs, report_config, scheduler_config
+from app.settings import Settings
 from bot.errors import ConfigError
-from bot.settings import Settings
 from bot.store.privacy import PrivacyStore
 from escalation.tickets import format_tickets
 from scheduler.gaps import format_gaps, list_gaps

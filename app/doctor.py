@@ -13,7 +13,7 @@ import anthropic
 from apscheduler.triggers.cron import CronTrigger
 
 from app.build import knowledge_config, open_database
-from bot.settings import Settings, secret
+from app.settings import Settings, secret
 from bot.store.db import safe_url
 from knowledge.embedding import check_model
 

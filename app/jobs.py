@@ -9,9 +9,9 @@ import gc
 from datetime import timedelta
 from pathlib import Path
 
+from app.settings import Settings
 from app.wiring import Wiring
 from bot.ports import Clock, Embedder, KnowledgeEngine
-from bot.settings import Settings
 from bot.store.db import Database
 from bot.store.privacy import PrivacyStore
 from channels.email import EmailChannel

@@ -23,9 +23,9 @@ from aiohttp import web
 from app.build import build_channels, build_service
 from app.http import Readiness, build_http_app, build_metrics_app
 from app.jobs import app_jobs, scheduler_config
+from app.settings import Settings
 from app.wiring import Wiring
 from bot import metrics
-from bot.settings import Settings
 from bot.store.ledger import DEAD_LETTER
 from scheduler.jobs import job_table
 from scheduler.service import SupportScheduler, build_scheduler

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.settings import Settings
 from bot.conversation import ConversationService
 from bot.delivery import OutboxDispatcher
 from bot.inquiries import InquiryPipeline
 from bot.ports import Clock, Embedder, KnowledgeEngine, KnowledgeIndex
-from bot.settings import Settings
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.store.events import EventLog

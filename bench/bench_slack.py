@@ -35,9 +35,9 @@ import aiohttp
 import structlog
 from slack_sdk.signature import SignatureVerifier
 
+from app.settings import Settings
 from bench.harness import Report, Timer
 from bot.ports import KnowledgeEngine
-from bot.settings import Settings
 from tests.conftest import ManualClock
 from tests.dbs import fresh_database_url
 from tests.fakes.slack_server import FakeSlack

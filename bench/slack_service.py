@@ -24,7 +24,7 @@ from pathlib import Path
 
 from app.build import setup_logging
 from app.serve import SupportApp, serve
-from bot.settings import load_settings
+from app.settings import load_settings
 
 
 async def main() -> None:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from bot import metrics
 from bot.errors import LLMUnavailable
 from bot.messages import Turn, Usage
+from knowledge.budget import DailyBudget
 from knowledge.citations import page_key
 from knowledge.prompts import (
     CONDENSE_PROMPT,
@@ -224,7 +226,9 @@ class ClaudeAnswerer:
         model: str,
         input_cost_per_mtok: float,
         output_cost_per_mtok: float,
+        budget: DailyBudget | None = None,
     ) -> None:
+        self._budget = budget  # past LLM_DAILY_BUDGET_USD, calls are refused and answers fall back to extractive
         self._llm = llm
         self._breaker = breaker  # purgatory AsyncCircuitBreakerFactory
         self._model = model
@@ -239,15 +243,19 @@ class ClaudeAnswerer:
         from purgatory.domain.model import OpenedState
 
         kwargs = {"max_tokens": max_tokens} if max_tokens else {}
+        if self._budget is not None and not await self._budget.allows():
+            raise LLMUnavailable("daily budget reached")
         try:
             breaker = await self._breaker.get_breaker("anthropic")
             async with breaker:
                 response = await self._llm.achat(messages, **kwargs)
         except OpenedState as exc:
+            metrics.LLM_CIRCUIT_OPEN.set(1)
             raise LLMUnavailable("circuit open") from exc
         except Exception as exc:
             log.warning("knowledge.llm_failed", error=type(exc).__name__)
             raise LLMUnavailable(type(exc).__name__) from exc
+        metrics.LLM_CIRCUIT_OPEN.set(0)  # a call went through: the breaker is closed (again)
         raw_usage = response.raw.get("usage") if isinstance(response.raw, dict) else None
         usage = self.usage(
             int(getattr(raw_usage, "input_tokens", 0) or 0), int(getattr(raw_usage, "output_tokens", 0) or 0)
@@ -282,37 +290,3 @@ class ClaudeAnswerer:
         declined = not text or text.startswith(NO_ANSWER)
         return Draft(text="" if declined else text, answerer=self.name, usage=usage, declined=declined)
 
-    async def stream(self, question: str, hits: Sequence[Hit]) -> AsyncIterator[str | Draft]:
-        """Yield text deltas as they arrive, then the final `Draft`. Raises `LLMUnavailable` before the first delta."""
-        from purgatory.domain.model import OpenedState
-
-        try:
-            breaker = await self._breaker.get_breaker("anthropic")
-            async with breaker:
-                stream = await self._llm.astream_chat(self._messages(question, hits))
-                first = await anext(stream)
-        except OpenedState as exc:
-            raise LLMUnavailable("circuit open") from exc
-        except Exception as exc:
-            log.warning("knowledge.llm_failed", error=type(exc).__name__)
-            raise LLMUnavailable(type(exc).__name__) from exc
-        text, usage_raw = "", dict[str, Any]()
-        held = ""  # hold back text that might still turn into NO_ANSWER
-        async for chunk in _chain(first, stream):
-            delta = chunk.delta or ""
-            text += delta
-            usage_raw = chunk.message.additional_kwargs.get("usage") or usage_raw
-            if NO_ANSWER.startswith(text.strip()[: len(NO_ANSWER)]) and len(text.strip()) < len(NO_ANSWER):
-                held += delta
-                continue
-            if not text.strip().startswith(NO_ANSWER):
-                yield held + delta
-                held = ""
-        usage = self.usage(int(usage_raw.get("input_tokens") or 0), int(usage_raw.get("output_tokens") or 0))
-        yield self._draft(text, usage)
-
-
-async def _chain(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    yield first
-    async for item in rest:
-        yield item

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 import structlog
@@ -207,22 +207,3 @@ class KnowledgeQueryEngine(BaseQueryEngine):
             stage_ms=MappingProxyType(dict(stages)),
             standalone_question=standalone if standalone != question else "",
         )
-
-    async def stream(
-        self, question: str, history: Sequence[Turn] = (), filters: Mapping[str, str] | None = None
-    ) -> AsyncIterator[str | Answer]:
-        """Yield text deltas (Claude only), then the final `Answer`; channels that cannot stream use `answer()`."""
-        stages: dict[str, float] = {}
-        standalone, hits, confidence, usage = await self._prepare(question, history, filters, stages)
-        started = time.perf_counter()
-        draft: Draft | None = None
-        if confidence >= self._threshold and self._claude is not None:
-            try:
-                async for item in self._claude.stream(standalone, hits):
-                    if isinstance(item, Draft):
-                        draft = item
-                    else:
-                        yield item
-            except LLMUnavailable:
-                draft = None
-        yield await self._complete(draft, hits, confidence, usage, stages, started, standalone, question)

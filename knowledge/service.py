@@ -8,7 +8,7 @@ Everything that blocks (embedding, store calls, file reading) runs in worker thr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ import structlog
 
 from bot.errors import ConfigError
 from bot.messages import Answer, Turn
+from bot.ports import SpendMeter
 from knowledge.answerers import ClaudeAnswerer, ExtractiveAnswerer
+from knowledge.budget import DailyBudget
 from knowledge.config import KnowledgeConfig
 from knowledge.edge_store import EdgeVectorStore
 from knowledge.embedding import FastEmbedEmbedding, load_text_embedding, model_tokenizer
@@ -25,6 +27,7 @@ from knowledge.fusion import FusionPlan
 from knowledge.ingest import Ingestor, IngestReport
 from knowledge.offline import go_offline
 from knowledge.retrieval import HybridRetriever
+from knowledge.server_store import FusedQdrantVectorStore
 from knowledge.sparse import Bm25Encoder
 
 log = structlog.get_logger(__name__)
@@ -54,12 +57,6 @@ class KnowledgeService:
         self, question: str, history: Sequence[Turn] = (), filters: Mapping[str, str] | None = None
     ) -> Answer:
         return await self.engine.answer(question, history, filters)
-
-    def stream(
-        self, question: str, history: Sequence[Turn] = (), filters: Mapping[str, str] | None = None
-    ) -> AsyncIterator[str | Answer]:
-        """Text deltas as Claude writes them, then the final `Answer` (for channels that can update a message)."""
-        return self.engine.stream(question, history, filters)
 
     async def ready(self) -> bool:
         try:
@@ -106,7 +103,6 @@ def build_store(config: KnowledgeConfig, dimensions: int, encoder: Bm25Encoder, 
     if config.qdrant_url:
         from qdrant_client import QdrantClient
 
-        from knowledge.server_store import FusedQdrantVectorStore
 
         if config.qdrant_url == ":memory:":
             client = QdrantClient(location=":memory:")
@@ -116,7 +112,8 @@ def build_store(config: KnowledgeConfig, dimensions: int, encoder: Bm25Encoder, 
     return EdgeVectorStore(root / "qdrant" / config.qdrant_collection, dimensions, encoder, plan)
 
 
-def build_claude(config: KnowledgeConfig) -> ClaudeAnswerer | None:
+def build_claude(config: KnowledgeConfig, spend: SpendMeter | None = None) -> ClaudeAnswerer | None:
+    """Claude when a key is set; with `spend` (today's cost across replicas) LLM_DAILY_BUDGET_USD is enforced."""
     api_key = config.anthropic_api_key
     if not api_key:
         return None
@@ -134,8 +131,14 @@ def build_claude(config: KnowledgeConfig) -> ClaudeAnswerer | None:
     breaker = AsyncCircuitBreakerFactory(
         default_threshold=config.llm_breaker_failures, default_ttl=config.llm_breaker_reset_seconds
     )
+    budget = DailyBudget(config.llm_daily_budget_usd, spend) if spend is not None else None
     return ClaudeAnswerer(
-        llm, breaker, config.anthropic_model, config.llm_input_cost_per_mtok, config.llm_output_cost_per_mtok
+        llm,
+        breaker,
+        config.anthropic_model,
+        config.llm_input_cost_per_mtok,
+        config.llm_output_cost_per_mtok,
+        budget,
     )
 
 
@@ -182,8 +185,11 @@ def _anthropic_class() -> Any:
     return AnyModelAnthropic
 
 
-def build_knowledge(config: KnowledgeConfig, root: Path | None = None) -> KnowledgeService:
-    """Compose the knowledge engine from its config; `root` overrides DATA_DIR for the index (the eval: a temp dir)."""
+def build_knowledge(
+    config: KnowledgeConfig, root: Path | None = None, spend: SpendMeter | None = None
+) -> KnowledgeService:
+    """Compose the knowledge engine from its config; `root` overrides DATA_DIR for the index (the eval: a temp dir);
+    `spend` lets the engine keep Claude within LLM_DAILY_BUDGET_USD (without it there is no budget check)."""
     go_offline()
     root = root or config.data_dir
     try:
@@ -204,7 +210,7 @@ def build_knowledge(config: KnowledgeConfig, root: Path | None = None) -> Knowle
     store = build_store(config, dimensions, encoder, plan, root)
     retriever = HybridRetriever(store, embed_model, config.retrieval_top_k, plan, encoder)
     engine = KnowledgeQueryEngine(
-        retriever, encoder, ExtractiveAnswerer(encoder), build_claude(config), config.abstain_threshold
+        retriever, encoder, ExtractiveAnswerer(encoder), build_claude(config, spend), config.abstain_threshold
     )
     docstore = root / "knowledge" / f"docstore-{config.qdrant_collection}.json"
     ingestor = Ingestor(store, embed_model, tokenizer, docstore, config.knowledge_base_url)

@@ -15,10 +15,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from app.build import build_service
+from app.settings import Settings
 from app.wiring import Wiring
 from bot.messages import Channel, InboundMessage, Reply, frozen_map
 from bot.ports import Clock, KnowledgeEngine
-from bot.settings import Settings
 
 
 class CollectingSender:

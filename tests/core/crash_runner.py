@@ -18,9 +18,9 @@ import aiohttp
 
 from app.build import build_service
 from app.serve import SupportApp
+from app.settings import load_settings
 from bot.errors import DeliveryError
 from bot.messages import Channel, InboundMessage, Reply
-from bot.settings import load_settings
 from tests.doubles import ScriptedKnowledge
 
 

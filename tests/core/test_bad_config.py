@@ -27,6 +27,7 @@ def _run(args: list[str], env_extra: dict[str, str], tmp_path: Path) -> subproce
         ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, "database not reachable"),
         ({"EMBEDDING_MODEL": "BAAI/bge-small-en-v1.5"}, "EMBEDDING_MODEL"),  # not shipped, and we are offline
         ({"REPORT_SCHEDULE": "whenever"}, "REPORT_SCHEDULE"),
+        ({"API_KEYS": "short-key"}, "API_KEYS"),
         ({"KB_SYNC_SCHEDULE": "*/61 * * *"}, "KB_SYNC_SCHEDULE"),
     ],
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.doctor import Check, collect
-from bot.settings import Settings
+from app.settings import Settings
 from tests.fakes.anthropic_server import FakeAnthropic
 
 pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier

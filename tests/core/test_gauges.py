@@ -9,8 +9,8 @@ from prometheus_client import REGISTRY
 
 from app.build import build_service
 from app.serve import SupportApp
+from app.settings import Settings
 from bot.messages import Channel, InboundMessage
-from bot.settings import Settings
 from tests.conftest import ManualClock
 from tests.doubles import ScriptedKnowledge
 

@@ -10,7 +10,7 @@ import pytest
 
 from app.build import build_service
 from app.serve import SupportApp
-from bot.settings import Settings
+from app.settings import Settings
 from tests.doubles import ScriptedKnowledge
 
 
@@ -20,7 +20,7 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[SupportApp, str, Script
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path,
         http_port=0,
-        api_keys=["old-key-123456", "new-key-654321"],
+        api_keys=["old-key-1234567890", "new-key-0987654321"],
         api_rate_limit_per_minute=3,
     )
     knowledge = ScriptedKnowledge()
@@ -58,7 +58,7 @@ async def test_ask_needs_a_valid_key_and_answers_with_sources(
             f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": "Bearer nope"}
         )
         assert wrong.status == 401
-        for key in ("old-key-123456", "new-key-654321"):  # both keys work during a rotation
+        for key in ("old-key-1234567890", "new-key-0987654321"):  # both keys work during a rotation
             resp = await http.post(
                 f"{base}/api/ask",
                 json={"question": "How often does backup run?"},
@@ -67,7 +67,7 @@ async def test_ask_needs_a_valid_key_and_answers_with_sources(
             body = await resp.json()
             assert resp.status == 200, body
             assert body["outcome"] == "answered" and body["citations"][0]["source"] == "kb/backups.md"
-        bad = await http.post(f"{base}/api/ask", data=b"not json", headers={"Authorization": "Bearer old-key-123456"})
+        bad = await http.post(f"{base}/api/ask", data=b"not json", headers={"Authorization": "Bearer old-key-1234567890"})
         assert bad.status == 400 and "question" in (await bad.json())["error"]
 
 
@@ -77,11 +77,11 @@ async def test_rate_limit_per_key(running: tuple[SupportApp, str, ScriptedKnowle
     async with aiohttp.ClientSession() as http:
         for _ in range(5):
             resp = await http.post(
-                f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": "Bearer old-key-123456"}
+                f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": "Bearer old-key-1234567890"}
             )
             statuses.append(resp.status)
         other = await http.post(
-            f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": "Bearer new-key-654321"}
+            f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": "Bearer new-key-0987654321"}
         )
     assert statuses[:3] == [200, 200, 200] and 429 in statuses[3:]
     assert other.status == 200  # limits are per key
@@ -91,7 +91,7 @@ async def test_metrics_and_slack_mount(running: tuple[SupportApp, str, ScriptedK
     _app, base, _knowledge = running
     async with aiohttp.ClientSession() as http:
         await http.post(
-            f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": "Bearer old-key-123456"}
+            f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": "Bearer old-key-1234567890"}
         )
         text = await (await http.get(f"{base}/metrics")).text()
         assert "supportbot_inquiries_total" in text and "supportbot_outbox_pending" in text
@@ -114,7 +114,7 @@ async def test_refused_requests_are_counted_and_failed_keys_are_limited(
             )
             statuses.append(resp.status)
         valid_after = await http.post(
-            f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": "Bearer new-key-654321"}
+            f"{base}/api/ask", json={"question": "backup?"}, headers={"Authorization": "Bearer new-key-0987654321"}
         )
     assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
     assert valid_after.status == 429  # the address is refused without a key check until its bucket drains
@@ -130,7 +130,7 @@ async def test_invalid_text_is_cleaned_at_the_edge(running: tuple[SupportApp, st
         resp = await http.post(
             f"{base}/api/ask",
             data=body,
-            headers={"Authorization": "Bearer old-key-123456", "Content-Type": "application/json"},
+            headers={"Authorization": "Bearer old-key-1234567890", "Content-Type": "application/json"},
         )
         payload = await resp.json()
     assert resp.status == 200, payload

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from app.build import build_service
 from app.http import Readiness, build_http_app
-from bot.settings import Settings
+from app.settings import Settings
 from tests.dbs import ADMIN_URL, fresh_database_url
 from tests.doubles import ScriptedKnowledge
 

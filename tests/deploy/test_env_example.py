@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import Settings, load_settings
+from app.settings import Settings, load_settings
 from tests.deploy.support import ROOT
 
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -33,7 +33,7 @@ def test_every_setting_is_listed_and_every_listed_variable_is_a_setting() -> Non
     settings = {name.upper() for name in Settings.model_fields}
     listed = set(entries())
     assert not settings - listed, f"add to .env.example: {sorted(settings - listed)}"
-    assert not listed - settings, f"not settings (remove or add to bot/settings.py): {sorted(listed - settings)}"
+    assert not listed - settings, f"not settings (remove or add to app/settings.py): {sorted(listed - settings)}"
 
 
 def test_each_variable_has_a_comment_above_it() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from bot.settings import Settings
+from app.settings import Settings
 from tests.deploy.support import KUBERNETES_VERSION, OVERLAYS, kustomize
 
 pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier

@@ -34,7 +34,7 @@ from tests.deploy.support import (
 
 pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
 
-API_KEY = "deploy-test-key"
+API_KEY = "deploy-test-key-0123456789"
 START_TIMEOUT = 180.0
 
 

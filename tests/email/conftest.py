@@ -15,8 +15,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from app.build import build_service
+from app.settings import Settings, load_settings
 from app.wiring import Wiring
-from bot.settings import Settings, load_settings
 from tests.doubles import ScriptedKnowledge
 from tests.email.dovecot import DovecotServer, _free_port
 

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 from app.build import build_email, build_service
+from app.settings import load_settings
 from bot.ports import KnowledgeEngine
-from bot.settings import load_settings
 from tests.doubles import ScriptedKnowledge
 
 

@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 
 from app.build import build_email, build_service
+from app.settings import Settings
 from app.wiring import Wiring
 from bot.messages import Channel, Outcome, Reply
-from bot.settings import Settings
 from channels.email import EmailChannel
 from tests.doubles import ScriptedKnowledge
 from tests.email.conftest import SUPPORT, SmtpServer, customer_email

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from app.build import build_email, build_service
+from app.settings import Settings
 from app.wiring import Wiring
 from bot.messages import Channel
-from bot.settings import Settings
 from channels.email import EmailChannel
 from tests.doubles import ScriptedKnowledge
 from tests.email.conftest import SUPPORT, SmtpServer, customer_email, start_smtp

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from app.build import escalation_config
+from app.settings import Settings
 from bot.messages import Channel, InboundMessage, frozen_map
 from bot.ports import TicketBackend
-from bot.settings import Settings
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.store.outbox import Outbox

@@ -22,10 +22,10 @@ from slack_sdk.signature import SignatureVerifier
 
 from app.build import build_service, build_slack
 from app.http import Readiness, build_http_app
+from app.settings import Settings
 from app.wiring import Wiring
 from bot.messages import Answer, Citation, Turn
 from bot.ports import KnowledgeEngine
-from bot.settings import Settings
 from channels.slack import SlackChannel
 from channels.slack.client import RetryPolicy
 from tests.conftest import ManualClock

@@ -19,6 +19,7 @@ from bot.errors import ConfigError
 
 Security = Literal["ssl", "starttls", "none"]
 CommaList = Annotated[list[str], NoDecode]
+MIN_KEY_LENGTH = 16  # API and admin keys: long enough that guessing (10 tries a minute per address) is hopeless
 
 
 def _split_commas(value: Any) -> Any:
@@ -179,6 +180,17 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite", "postgresql", "postgres")):
             raise ValueError("use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
         return value
+
+    @field_validator("api_keys", "admin_keys")
+    @classmethod
+    def _long_keys(cls, keys: list[str]) -> list[str]:
+        short = [k for k in keys if len(k) < MIN_KEY_LENGTH]
+        if short:
+            raise ValueError(
+                f"{len(short)} key(s) shorter than {MIN_KEY_LENGTH} characters; use e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return keys
 
     @field_validator("job_retry_backoff_seconds", mode="before")
     @classmethod
