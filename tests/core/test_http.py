@@ -67,7 +67,9 @@ async def test_ask_needs_a_valid_key_and_answers_with_sources(
             body = await resp.json()
             assert resp.status == 200, body
             assert body["outcome"] == "answered" and body["citations"][0]["source"] == "kb/backups.md"
-        bad = await http.post(f"{base}/api/ask", data=b"not json", headers={"Authorization": "Bearer old-key-1234567890"})
+        bad = await http.post(
+            f"{base}/api/ask", data=b"not json", headers={"Authorization": "Bearer old-key-1234567890"}
+        )
         assert bad.status == 400 and "question" in (await bad.json())["error"]
 
 
