@@ -15,6 +15,9 @@ import secrets
 from email.message import EmailMessage
 from email.utils import formatdate
 
+import html2text
+from markdown_it import MarkdownIt
+
 from bot.messages import ActionKind, Citation, Reply
 from bot.strings import for_customers
 from channels.email.parsing import aligned
@@ -50,7 +53,30 @@ def reply_subject(subject: str) -> str:
 
 
 def _source_lines(citations: tuple[Citation, ...]) -> list[tuple[int, str, str]]:
-    return [(c.index, c.title or c.source, c.url or c.source) for c in citations]
+    """(number, title, public link or "") per citation: a page without a public URL is named, never located."""
+    return [
+        (c.index, c.title or c.source, c.url if c.url.startswith(("http://", "https://")) else "") for c in citations
+    ]
+
+
+# The answer is Markdown (from Claude or quoted from the help centre): rendered to HTML for the HTML part, with raw
+# HTML in it escaped (never passed through) and images off; the text part is that HTML back as clean text.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).disable("image")
+
+
+def answer_html(markdown: str) -> str:
+    return str(_MARKDOWN.render(markdown))
+
+
+def answer_text(markdown: str) -> str:
+    converter = html2text.HTML2Text(bodywidth=0)
+    converter.ignore_emphasis = True  # no **bold** or _italic_ markers in the text part
+    converter.ignore_images = True
+    lines = [line.rstrip() for line in str(converter.handle(answer_html(markdown))).splitlines()]
+    text = "\n".join(
+        line for i, line in enumerate(lines) if not (line == ">" and (i + 1 == len(lines) or not lines[i + 1]))
+    )
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def _instructions(reply: Reply) -> list[str]:
@@ -64,27 +90,28 @@ def _instructions(reply: Reply) -> list[str]:
 
 
 def render_text(reply: Reply) -> str:
-    parts = [reply.text.strip()]
+    parts = [answer_text(reply.text)]
     if reply.low_confidence:
         parts.append(LOW_CONFIDENCE_NOTE)
     sources = _source_lines(reply.citations)
     if sources:
-        parts.append(SOURCES_HEADING + "\n" + "\n".join(f"[{i}] {title} - {link}" for i, title, link in sources))
+        lines = [f"[{i}] {title} - {link}" if link else f"[{i}] {title}" for i, title, link in sources]
+        parts.append(SOURCES_HEADING + "\n" + "\n".join(lines))
     parts += _instructions(reply)
     parts.append(for_customers.FOOTER)
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
 def render_html(reply: Reply) -> str:
-    paragraphs = [f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in reply.text.strip().split("\n\n") if p]
+    paragraphs = [answer_html(reply.text)]
     if reply.low_confidence:
         paragraphs.append(f"<p><em>{html.escape(LOW_CONFIDENCE_NOTE)}</em></p>")
     sources = _source_lines(reply.citations)
     if sources:
         items = "".join(
             f'<li value="{i}"><a href="{html.escape(link, quote=True)}">{html.escape(title)}</a></li>'
-            if link.startswith(("http://", "https://"))
-            else f'<li value="{i}">{html.escape(title)} ({html.escape(link)})</li>'
+            if link
+            else f'<li value="{i}">{html.escape(title)}</li>'
             for i, title, link in sources
         )
         paragraphs.append(f"<p>{html.escape(SOURCES_HEADING)}</p><ol>{items}</ol>")

@@ -76,6 +76,7 @@ def test_the_quick_start_works_as_written(tmp_path: Path) -> None:
         assert '"answer"' in out and "restore" in out.lower()
         assert "Biscuit" in out  # the page ingested through the running service answers at once
     finally:
-        os.killpg(service.pid, signal.SIGTERM)
+        if service.poll() is None:
+            os.killpg(service.pid, signal.SIGTERM)
         service.wait(timeout=120)
         log.close()
