@@ -14,7 +14,7 @@ from app.settings import Settings
 from tests.dbs import ADMIN_URL, fresh_database_url
 from tests.doubles import ScriptedKnowledge
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 async def test_a_read_only_database_makes_the_service_unready(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ from knowledge.service import KnowledgeService, build_knowledge
 from tests.conftest import ManualClock
 from tests.fakes.anthropic_server import FakeAnthropic
 
+pytestmark = pytest.mark.slow  # loads the embedding model and builds an index: not in the fast tier
+
 
 @pytest.fixture
 async def with_claude(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import pytest
+
 from knowledge.answer_eval import OFF_TOPIC_QUESTIONS, has_fact, held_out_split
 from knowledge.beir import load_beir
 from knowledge.calibration import FEATURES, collect_signals, fit_confidence, probability
@@ -19,6 +21,8 @@ from knowledge.eval import (
 )
 from knowledge.fusion import FusionPlan, fuse
 from tests.knowledge.conftest import FIXTURES
+
+pytestmark = pytest.mark.slow  # loads the embedding model and builds an index: not in the fast tier
 
 
 def test_metrics_of_a_known_ranking() -> None:

@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from knowledge.answer_eval import answer_questions, summarise
 from knowledge.beir import load_beir, temporary_index
 from knowledge.config import KnowledgeConfig
 from knowledge.eval import retrieval_scores
+
+pytestmark = pytest.mark.slow  # loads the embedding model and builds an index: not in the fast tier
 
 SAMPLE_SET = Path(__file__).resolve().parents[2] / "examples" / "eval" / "acme_help_qa"
 

@@ -107,6 +107,7 @@ FACTS: list[tuple[str, Callable[[str], bool]]] = [
 ]
 
 
+@pytest.mark.slow  # indexes the sample knowledge base
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("question", "states_fact"), FACTS, ids=["refund-14-days", "invite-7-days", "api-600"])
 async def test_sample_kb_answers_quote_the_fact(
@@ -117,6 +118,7 @@ async def test_sample_kb_answers_quote_the_fact(
     assert any(states_fact(line) for line in quoted_lines(answer.text)), answer.text
 
 
+@pytest.mark.slow  # indexes the sample knowledge base
 @pytest.mark.asyncio(loop_scope="module")
 async def test_extractive_text_is_clean_markdown(sample_kb: KnowledgeService) -> None:
     for question, _ in FACTS:

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from knowledge.config import KnowledgeConfig
 from knowledge.service import KnowledgeService, build_knowledge
+
+pytestmark = pytest.mark.slow  # loads the embedding model and builds an index: not in the fast tier
 
 
 def tiny_pdf(text: str) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from llama_index.core.ingestion import run_transformations
 from llama_index.core.schema import MetadataMode
 
@@ -13,6 +14,8 @@ from knowledge.embedding import MAX_TOKENS, model_tokenizer
 from knowledge.readers import Origin, SkipFile, decode_text, read_file
 from knowledge.service import KnowledgeService
 from tests.knowledge.conftest import FIXTURES
+
+pytestmark = pytest.mark.slow  # loads the embedding model and builds an index: not in the fast tier
 
 GOOD = {
     "docker-errors.md",  # 300+ character error messages as headings

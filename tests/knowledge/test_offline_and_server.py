@@ -14,6 +14,8 @@ from knowledge.eval import run_retrieval_eval
 from knowledge.service import build_knowledge
 from tests.knowledge.conftest import FIXTURES
 
+pytestmark = pytest.mark.slow  # loads the embedding model and builds an index: not in the fast tier
+
 
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
