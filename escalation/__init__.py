@@ -8,7 +8,6 @@ from bot.store.db import Database
 from bot.store.outbox import Outbox
 from escalation.backends import build_backend
 from escalation.config import EscalationConfig, TicketBackendConfig
-from escalation.email_confirm import offer_message_id
 from escalation.service import EscalationService
 from escalation.tickets import TicketView, format_tickets
 
@@ -19,7 +18,6 @@ __all__ = [
     "TicketView",
     "build_escalation",
     "format_tickets",
-    "offer_message_id",
 ]
 
 

@@ -12,23 +12,15 @@ import re
 from collections.abc import Mapping
 from email.utils import parseaddr
 
+from bot.offers import support_domain
+
 YES = frozenset({"yes", "y", "yes please", "confirm", "confirmed", "ok", "okay", "yes confirm"})
 _OFFER_ID = re.compile(r"<offer-([A-Za-z0-9_-]{16,128})@([^<>\s]+)>")
 
 
-def support_domain(support_address: str) -> str:
-    """The domain of our support address ("Support <help@shop.example>" -> "shop.example"), lower-case."""
-    return parseaddr(support_address)[1].rpartition("@")[2].casefold()
-
-
-def offer_message_id(token: str, support_address: str) -> str:
-    """The Message-ID the email channel gives the offer that carries `token`."""
-    return f"<offer-{token}@{support_domain(support_address) or 'localhost'}>"
-
-
 def offer_tokens(metadata: Mapping[str, str], support_address: str) -> list[str]:
     """Tokens of our offers that this message replies to (In-Reply-To first, then References, newest first)."""
-    domain = support_domain(support_address) or "localhost"
+    domain = support_domain(support_address)
     headers = [metadata.get("in_reply_to", ""), *reversed(metadata.get("references", "").split())]
     tokens: list[str] = []
     for header in headers:

@@ -6,7 +6,7 @@ from channels.email.channel import EmailChannel, build_email_channel
 from channels.email.classify import Classification, Verdict, classify
 from channels.email.config import EmailConfig
 from channels.email.parsing import ParsedEmail, UnparseableEmail, parse_email
-from channels.email.render import build_reply, offer_message_id, reply_message_id
+from channels.email.render import build_reply, reply_message_id
 from channels.email.sender import EmailSender
 from channels.email.trimming import trim_reply
 
@@ -21,7 +21,6 @@ __all__ = [
     "build_email_channel",
     "build_reply",
     "classify",
-    "offer_message_id",
     "parse_email",
     "reply_message_id",
     "trim_reply",

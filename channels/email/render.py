@@ -19,6 +19,7 @@ import html2text
 from markdown_it import MarkdownIt
 
 from bot.messages import ActionKind, Citation, Reply
+from bot.offers import offer_message_id, support_domain
 from bot.strings import for_customers
 from channels.email.parsing import aligned
 
@@ -28,22 +29,13 @@ SOURCES_HEADING = f"{for_customers.SOURCES}:"
 _RE_PREFIX = re.compile(r"^\s*((re|aw|sv|antw|ref|rif|vs)(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
 
-def domain_of(address: str) -> str:
-    return address.rsplit("@", 1)[-1].strip().strip(">") or "localhost"
-
-
-def offer_message_id(token: str, support_address: str) -> str:
-    """The Message-ID of the email that offers ticket `token` (the escalation service matches replies to it)."""
-    return f"<offer-{token}@{domain_of(support_address)}>"
-
-
 def reply_message_id(reply: Reply, support_address: str) -> str:
     """A Message-ID for `reply`: the offer id when it offers a ticket, else a fresh random one (the sender keeps
     the first one it reserved for the reply, so resends reuse it)."""
     offer = next((a for a in reply.actions if a.kind is ActionKind.OFFER_TICKET and a.value), None)
     if offer is not None:
         return offer_message_id(offer.value, support_address)
-    return f"<reply-{secrets.token_urlsafe(24)}@{domain_of(support_address)}>"
+    return f"<reply-{secrets.token_urlsafe(24)}@{support_domain(support_address)}>"
 
 
 def reply_subject(subject: str) -> str:

@@ -18,9 +18,10 @@ import structlog
 
 from bot.errors import DeliveryError, PermanentDeliveryError
 from bot.messages import Reply
+from bot.offers import support_domain
 from bot.ports import DeliveryRefs
 from channels.email.config import EmailConfig
-from channels.email.render import build_reply, domain_of, reply_address, reply_message_id
+from channels.email.render import build_reply, reply_address, reply_message_id
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +58,7 @@ class EmailSender:
         msg["To"] = ", ".join(to)
         msg["Subject"] = subject
         msg["Date"] = formatdate(usegmt=True)
-        msg["Message-ID"] = make_msgid("report", domain=domain_of(self._config.support_address))
+        msg["Message-ID"] = make_msgid("report", domain=support_domain(self._config.support_address))
         msg["Auto-Submitted"] = "auto-generated"
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")

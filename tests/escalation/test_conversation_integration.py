@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 
 from bot.conversation import ConversationService
 from bot.messages import Action, ActionKind, Answer, Outcome, Turn
+from bot.offers import offer_message_id
 from bot.store.conversations import ConversationStore
 from bot.store.outbox import Outbox
-from channels.email.render import offer_message_id
 from tests.escalation.conftest import ServiceFactory, email_msg
 
 

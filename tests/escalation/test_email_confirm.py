@@ -6,10 +6,11 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.errors import InvalidTransition
+from bot.messages import Action, ActionKind, Channel, Outcome, Reply
+from bot.offers import offer_message_id
 from bot.store.db import Database
 from bot.store.tables import TicketRow
 from bot.strings import for_customers
-from escalation import offer_message_id
 from escalation.actions import new_token
 from escalation.email_confirm import offer_tokens, same_address, says_yes
 from tests.conftest import ManualClock
@@ -114,3 +115,37 @@ def test_offer_tokens_and_addresses() -> None:
     assert same_address("Ann <ann@x.example>", "ANN@X.EXAMPLE")
     assert not same_address("", "")
     assert not same_address("ann@x.example", "ann@y.example")
+
+
+@pytest.mark.parametrize(
+    ("support_address", "domain"),
+    [
+        ("Support <help@shop.example>", "shop.example"),
+        ("help@shop.example (Support)", "shop.example"),
+        ('"help desk"@Shop.Example', "shop.example"),
+        ("help+bot@shop.example", "shop.example"),
+        ("Hilfe <hilfe@bücher.example>", "xn--bcher-kva.example"),
+    ],
+)
+def test_one_offer_id_is_written_and_matched_for_every_form_of_the_support_address(
+    support_address: str, domain: str
+) -> None:
+    """The email channel writes the offer's Message-ID and escalation matches the customer's reply with the same
+    function, whatever form SUPPORT_ADDRESS takes (display name, comment, quoted local part, plus, IDN)."""
+    from channels.email.render import reply_message_id
+
+    token = "t" * 32
+    written = reply_message_id(
+        Reply(
+            Channel.EMAIL,
+            "c",
+            "m",
+            "text",
+            Outcome.ANSWERED,
+            "k",
+            actions=(Action(ActionKind.OFFER_TICKET, "x", token),),
+        ),
+        support_address,
+    )
+    assert written == f"<offer-{token}@{domain}>"
+    assert offer_tokens({"in_reply_to": written, "references": ""}, support_address) == [token]
