@@ -145,8 +145,8 @@ class ActionService:
             raise NotAllowed(for_customers.ONLY_REQUESTER_HANDS_OFF)
         history = await self._conversations.history(msg.channel, key, SUMMARY_TURNS)
         asked = [t.text for t in history if t.role is Role.CUSTOMER]
-        said = await hand_off(self._escalation, msg.channel, key, requester or msg.sender, asked[-1] if asked else "")
-        return [_Say(said, Outcome.HANDOFF)]
+        result = await hand_off(self._escalation, msg, key, requester or msg.sender, asked[-1] if asked else "")
+        return [_Say(result.text, Outcome.HANDOFF, actions=(result.offer,) if result.offer else ())]
 
     async def _case(self, msg: InboundMessage, action: InboundAction, escalation: Escalation) -> list[_Say]:
         """Claim or resolve: agents only, in the agents' channel only."""

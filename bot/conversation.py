@@ -113,8 +113,11 @@ class ConversationService:
             )
 
     async def _hand_off(self, msg: InboundMessage, text: str) -> tuple[Trace, list[Reply]]:
-        said = await hand_off(self._escalation, msg.channel, msg.conversation_key, msg.sender, text)
-        return self._simple(msg, Outcome.HANDOFF, said)
+        result = await hand_off(self._escalation, msg, msg.conversation_key, msg.sender, text)
+        trace, replies = self._simple(msg, Outcome.HANDOFF, result.text)
+        if result.offer is not None:
+            replies = [dataclasses.replace(r, actions=(result.offer,)) for r in replies]
+        return trace, replies
 
     async def _answer(self, msg: InboundMessage, question: str, answer: Answer) -> tuple[Trace, list[Reply]]:
         low = not answer.abstained and answer.confidence < self._policy.low_confidence

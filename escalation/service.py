@@ -118,7 +118,7 @@ class EscalationService:
 
     # --- hand-off, claim, resolve -----------------------------------------------------------------------------
 
-    async def hand_off(self, channel: Channel, conversation_key: str, requester: str, summary: str) -> None:
+    async def hand_off(self, channel: Channel, conversation_key: str, requester: str, summary: str) -> bool:
         state = await self._conversations.ensure(channel, conversation_key, requester)
         round_ = str(state.links.get("resolutions", 0))
         links = conversation_links(channel, conversation_key, state.links)
@@ -145,7 +145,8 @@ class EscalationService:
             log.warning("handoff.no_escalation_channel", channel=channel.value)
         new_links = {k: v for k, v in links.items() if k not in state.links}
         await self._conversations.mark_escalated(channel, conversation_key, {**new_links, "handoff_round": round_})
-        log.info("handoff.recorded", channel=channel.value)
+        log.info("handoff.recorded", channel=channel.value, agents_notified=bool(escalation_channel))
+        return bool(escalation_channel)
 
     async def claim(self, channel: Channel, conversation_key: str, agent: str) -> None:
         """A person takes the case: the bot stops answering the conversation until it is resolved."""

@@ -31,6 +31,10 @@ PREVIEW = "Create this ticket?\n\nSubject: {subject}\n\nSummary:\n{summary}"
 # --- a person and tickets ---------------------------------------------------------------------------------------
 HANDOFF = "I've asked a person from our support team to take over. They'll reply here."
 NO_ESCALATION = "I can't reach a person from here right now; please try again later."
+NO_AGENT_OFFER_TICKET = (
+    "Nobody from our support team can pick this up live right now, so I won't promise a reply here. "
+    "I can open a ticket for you instead, and the team will follow up on it."
+)
 ONLY_REQUESTER_HANDS_OFF = "Only the person who asked (or a support agent) can ask for a person here."
 TICKET_CONFIRMED = "Your ticket {reference} is open. We'll follow up in this thread."
 TICKET_CREATED = "Ticket {reference} created. We'll follow up in this thread."
