@@ -75,6 +75,7 @@ def test_the_quick_start_works_as_written(tmp_path: Path) -> None:
         assert "14 days" in out  # the refund rule, quoted
         assert '"answer"' in out and "restore" in out.lower()
         assert "Biscuit" in out  # the page ingested through the running service answers at once
+        assert str(clone) not in out  # sources show titles or public URLs, never a path on the server
     finally:
         if service.poll() is None:
             os.killpg(service.pid, signal.SIGTERM)
