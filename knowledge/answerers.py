@@ -21,11 +21,10 @@ from bot.errors import LLMUnavailable
 from bot.messages import Turn, Usage
 from knowledge.citations import page_key
 from knowledge.prompts import (
-    CONDENSE_PROMPT,
     NO_ANSWER,
     SYSTEM_PROMPT,
+    condense_prompt,
     fence_documents,
-    history_text,
     leaks_prompt,
     user_message,
 )
@@ -257,7 +256,7 @@ class ClaudeAnswerer:
     async def condense(self, question: str, history: Sequence[Turn]) -> tuple[str, Usage]:
         from llama_index.core.llms import ChatMessage, MessageRole
 
-        prompt = CONDENSE_PROMPT.format(history=history_text(history), question=question)
+        prompt = condense_prompt(question, history)
         text, usage = await self._chat([ChatMessage(role=MessageRole.USER, content=prompt)], max_tokens=200)
         return text.strip() or question, usage
 
