@@ -63,7 +63,8 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"\b(ai|assistants?|chatbots?|bots?|language models?|llms?)(,| reading this,?)? (must|should|shall|"
         r"are (instructed|required) to|always|never|will now)\b|"
         r"\bif you are an? (ai|assistant|chatbot|bot|language model|llm)\b|"
-        r"\b(when|before) (answering|responding|replying)\b|"
+        r"\b(when|before|while) (answering|responding|replying)\b,? (do not|don't|never|always|say|tell|include|"
+        r"mention|ignore|forget|add|recommend)\b|"
         r"\b(respond|reply|answer) (only|exactly|solely|always) (with|by|that)\b|"
         r"\b(always|only) (respond|reply|answer) (with|that|by)\b|"
         r"\b(in|to|at the end of) (every|each|all|any) (of your )?(answers?|repl(y|ies)|responses?)\b|"
@@ -100,18 +101,24 @@ _CREDENTIAL = (
     r"login details|private key|seed phrase|recovery phrase|card number|cvv|cvc|security answers?)"
 )
 _SEND_CREDENTIAL = re.compile(
-    rf"\b(send|give|share|provide|tell|email|e-mail|text|forward|disclose|read out|dictate|post|paste|reply with|"
-    rf"respond with|submit)\s+((?!to\b)\w+\s+){{0,4}}{_CREDENTIAL}\b|\b(reply|respond)\b.{{0,40}}\bwith\b.{{0,20}}"
-    rf"{_CREDENTIAL}\b|\b{_CREDENTIAL}\s+(to|at)\s+\S+@"
+    rf"\b(send|give|share|provide|tell|forward|disclose|read out|dictate|post|paste|reply with|respond with|submit|"
+    rf"(e-?mail|text|message|dm)(?=\s+(us|me|them|your|their|the|it|this)\b))\s+((?!to\b)\w+\s+){{0,4}}"
+    rf"{_CREDENTIAL}\b|\b(reply|respond)\b.{{0,40}}\bwith\b.{{0,20}}{_CREDENTIAL}\b|\b{_CREDENTIAL}\s+(to|at)\s+\S+@"
 )
 _URL = re.compile(
     r"\b((?:https?://|www\.)[^\s<>\"')\]]+|(?:[a-z0-9-]+\.)+(?:com|net|org|io|co|app|dev|info|biz|xyz|ru|cn|top|"
     r"site|online|me|us|ly|link|example|support|help|tk|ml|ga|cf|gq|live|page|click|shop|store)\b(?:/[^\s<>\"')]*)?)"
 )
-_LOGIN_ASK = re.compile(
-    r"\b(log ?in|sign ?in|signin|verify|verification|confirm your|validate|enter your|update your|re-?enter|"
-    r"re-?activate|unlock|claim|credentials|password|billing details|payment details|card details|keep your "
-    r"(account|files))\b"
+# What a phishing link asks for: details typed in, an account "verified", a prize claimed, or else. A plain "sign in
+# at <console>" is how honest pages talk, so it alone does not flag a link.
+_LINK_ASK = re.compile(
+    r"\b(verify|confirm|validate) your (account|identity|details|email|password|payment|card)\b|"
+    r"\b(enter|re-?enter|type|provide|submit) your (\w+ )?(password|credentials|card|login|details|code|pin|"
+    r"security)\b|\bupdate your (billing|payment|card|bank|account) (details|information|info)\b|"
+    r"\bclaim (your|a|the) (refund|prize|reward|credit|compensation)\b|\b(unlock|re-?activate)\b|"
+    r"\brestore access\b|\bkeep your (account|files|data|backups?)\b|"
+    r"\b(or|otherwise) (your )?(account|files?|data|backups?|it) (will|may|would) be (deleted|suspended|closed|"
+    r"lost|locked|removed)\b"
 )
 
 
@@ -133,8 +140,9 @@ def normalise(text: str) -> str:
 class PlantedInstructionDetector:
     """Flags sentences that instruct the reader's assistant or redirect payment, credentials or log-ins.
 
-    `trusted_domains`: hosts a page may send people to for logging in (the help centre's and the product's own,
-    with their subdomains); any other link next to a log-in / verify / update-your-details request is flagged.
+    `trusted_domains`: hosts a page may send people to for entering details (the help centre's and the product's
+    own, with their subdomains); any other link next to a verify / enter-your-password / update-your-details /
+    claim-your-refund request, or a threat ("or your account will be deleted"), is flagged.
     """
 
     def __init__(self, trusted_domains: Iterable[str] = ()) -> None:
@@ -159,7 +167,7 @@ class PlantedInstructionDetector:
             return "payment"
         if not negated and _SEND_CREDENTIAL.search(sentence):
             return "credentials"
-        if _LOGIN_ASK.search(sentence) and any(not self.trusted(url) for url in _URL.findall(sentence)):
+        if _LINK_ASK.search(sentence) and any(not self.trusted(url) for url in _URL.findall(sentence)):
             return "link"
         return ""
 

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -25,6 +26,7 @@ from knowledge.fusion import FusionPlan
 from knowledge.ingest import Ingestor, IngestReport
 from knowledge.offline import go_offline
 from knowledge.retrieval import HybridRetriever
+from knowledge.safety import PlantedInstructionDetector
 from knowledge.sparse import Bm25Encoder
 
 log = structlog.get_logger(__name__)
@@ -94,6 +96,12 @@ def fusion_plan(config: KnowledgeConfig) -> FusionPlan:
         method=config.hybrid_fusion,
         rrf_k=config.hybrid_rrf_k,
     )
+
+
+def trusted_domains(config: KnowledgeConfig) -> tuple[str, ...]:
+    """KNOWLEDGE_TRUSTED_DOMAINS plus the help centre's own host (KNOWLEDGE_BASE_URL)."""
+    host = urlsplit(config.knowledge_base_url).hostname or ""
+    return (*config.trusted_domains, host) if host else config.trusted_domains
 
 
 def build_embedder(config: KnowledgeConfig) -> FastEmbedEmbedding:
@@ -203,8 +211,15 @@ def build_knowledge(config: KnowledgeConfig, root: Path | None = None) -> Knowle
     plan = fusion_plan(config)
     store = build_store(config, dimensions, encoder, plan, root)
     retriever = HybridRetriever(store, embed_model, config.retrieval_top_k, plan, encoder)
+    detector = PlantedInstructionDetector(trusted_domains(config))
     engine = KnowledgeQueryEngine(
-        retriever, encoder, ExtractiveAnswerer(encoder), build_claude(config), config.abstain_threshold
+        retriever,
+        encoder,
+        ExtractiveAnswerer(encoder, detector=detector),
+        build_claude(config),
+        config.abstain_threshold,
+        detector,
+        config.include_community,
     )
     docstore = root / "knowledge" / f"docstore-{config.qdrant_collection}.json"
     ingestor = Ingestor(store, embed_model, tokenizer, docstore, config.knowledge_base_url)

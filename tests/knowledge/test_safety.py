@@ -34,9 +34,10 @@ def test_finding_names_the_family_and_the_sentence() -> None:
 
 def test_links_are_judged_by_their_domain() -> None:
     detector = PlantedInstructionDetector(TRUSTED)
-    assert detector.scan("Log in at https://app.acme.example/login to see invoices.") is None
-    assert detector.scan("Log in at https://app.acme.example.evil.example/login to see invoices.") is not None
-    assert PlantedInstructionDetector().scan("Log in at https://app.acme.example to see invoices.") is not None
+    assert detector.scan("Update your billing details at https://app.acme.example/billing.") is None
+    assert detector.scan("Update your billing details at https://app.acme.example.evil.example/billing.") is not None
+    assert PlantedInstructionDetector().scan("Update your billing details at https://app.acme.example.") is not None
+    assert PlantedInstructionDetector().scan("Sign in at https://console.acme.example and open Files.") is None
 
 
 def test_normalise_folds_width_case_spacing_and_invisible_characters() -> None:
