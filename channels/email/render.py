@@ -50,7 +50,12 @@ def reply_subject(subject: str) -> str:
 
 
 def _source_lines(citations: tuple[Citation, ...]) -> list[tuple[int, str, str]]:
-    return [(c.index, c.title or c.source, c.url or c.source) for c in citations]
+    return [(c.index, _title(c), c.url or c.source) for c in citations]
+
+
+def _title(citation: Citation) -> str:
+    title = citation.title or citation.source
+    return f"{title} ({for_customers.COMMUNITY_TIP})" if citation.community else title
 
 
 def _instructions(reply: Reply) -> list[str]:
