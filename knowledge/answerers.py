@@ -300,10 +300,14 @@ class ClaudeAnswerer:
             raise LLMUnavailable(type(exc).__name__) from exc
         text, usage_raw = "", dict[str, Any]()
         held = ""  # hold back text that might still turn into NO_ANSWER
+        leaked = False  # once the text echoes the system prompt, nothing more is shown (the Draft is then declined)
         async for chunk in _chain(first, stream):
             delta = chunk.delta or ""
             text += delta
             usage_raw = chunk.message.additional_kwargs.get("usage") or usage_raw
+            leaked = leaked or leaks_prompt(text)
+            if leaked:
+                continue
             if NO_ANSWER.startswith(text.strip()[: len(NO_ANSWER)]) and len(text.strip()) < len(NO_ANSWER):
                 held += delta
                 continue
