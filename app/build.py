@@ -78,6 +78,8 @@ def knowledge_config(settings: Settings) -> KnowledgeConfig:
         data_dir=settings.data_dir,
         knowledge_paths=tuple(settings.knowledge_paths),
         knowledge_base_url=settings.knowledge_base_url,
+        include_community=settings.knowledge_include_community,
+        trusted_domains=tuple(settings.knowledge_trusted_domains),
         embedding_model=settings.embedding_model,
         embedding_batch_size=settings.embedding_batch_size,
         qdrant_url=settings.qdrant_url,

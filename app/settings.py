@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     qdrant_collection: str = "supportbot"
     retrieval_top_k: int = Field(5, ge=1, le=50)
     knowledge_base_url: str = ""  # public help-centre root: citations link to pages below it (never a file path)
+    knowledge_include_community: bool = False  # answer from community/forum tips too (cited as community tips)
+    knowledge_trusted_domains: CommaList = []  # hosts a KB page may send people to log in (+ KNOWLEDGE_BASE_URL's)
     hybrid_fusion: Literal["score", "rrf"] = "score"  # weighted sum of normalised scores, or weighted RRF
     hybrid_dense_weight: float = Field(0.4, ge=0)  # weight of the dense (embedding) list; fit with `eval fit`
     hybrid_sparse_weight: float = Field(0.6, ge=0)  # weight of the sparse (BM25) list

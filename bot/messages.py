@@ -120,6 +120,7 @@ class Citation:
     snippet: str = ""
     score: float = 0.0
     chunk_id: str = ""
+    community: bool = False  # a community tip (forum, user-contributed), not an official article
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,15 +23,15 @@ from bot.messages import Turn, Usage
 from knowledge.budget import DailyBudget
 from knowledge.citations import page_key
 from knowledge.prompts import (
-    CONDENSE_PROMPT,
     NO_ANSWER,
     SYSTEM_PROMPT,
+    condense_prompt,
     fence_documents,
-    history_text,
     leaks_prompt,
     user_message,
 )
 from knowledge.retrieval import Hit
+from knowledge.safety import PlantedInstructionDetector
 from knowledge.segments import Unit, segment
 from knowledge.sparse import Bm25Encoder
 
@@ -62,13 +62,6 @@ SIGNPOST = re.compile(
     re.IGNORECASE,
 )
 SIGNPOST_WEIGHT = 0.3
-# Sentences in a document that talk to an assistant rather than to a reader are never quoted.
-INJECTION = re.compile(
-    r"ignore (all |any |the )?(previous|prior|above|earlier)|disregard (all |the )?(previous|prior|above)|"
-    r"system prompt|you are now|as an ai|assistant[s]?,? (must|should)|new instructions|reveal your|"
-    r"(respond|reply|answer) (only )?with\b",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +129,17 @@ class ExtractiveAnswerer:
 
     name = "extractive"
 
-    def __init__(self, encoder: Bm25Encoder, max_units: int = 3, min_share: float = 0.25) -> None:
+    def __init__(
+        self,
+        encoder: Bm25Encoder,
+        max_units: int = 3,
+        min_share: float = 0.25,
+        detector: PlantedInstructionDetector | None = None,
+    ) -> None:
         self._ranker = UnitRanker(encoder)
+        # The engine drops passages with planted instructions; checking each unit again keeps this answerer safe
+        # on its own (the bench, the eval) too.
+        self._detector = detector or PlantedInstructionDetector()
         self._max_units = max_units
         # A unit scoring below this share of the best one is not quoted. 0.25 keeps the three best units in most
         # answers (0.5 cut a fifth of the reference answer's words on the Samsung bench, 0.546 vs 0.673).
@@ -153,7 +155,8 @@ class ExtractiveAnswerer:
         """The units to quote, best first. Every retrieved passage's units set the word statistics (one passage
         alone makes its own topic word look rare); only passages close to the best one are quoted."""
         best = hits[0].cosine if hits else 0.0
-        pool = [(index, unit) for index, hit in enumerate(hits, 1) for unit in segment(hit.text) if _quotable(unit)]
+        quotable = self._quotable
+        pool = [(index, unit) for index, hit in enumerate(hits, 1) for unit in segment(hit.text) if quotable(unit)]
         if not pool:
             return []
         scores = self._ranker.rank(question, [unit for _, unit in pool])
@@ -172,11 +175,10 @@ class ExtractiveAnswerer:
                 chosen.append(pick)
         return chosen
 
-
-def _quotable(unit: Unit) -> bool:
-    """Not an injected instruction, and not the tail of a sentence cut off by a chunk boundary."""
-    fragment = unit.kind == "sentence" and unit.text[:1].islower()
-    return len(unit.text) > 3 and not fragment and not INJECTION.search(unit.quoted)
+    def _quotable(self, unit: Unit) -> bool:
+        """Not a planted instruction, and not the tail of a sentence cut off by a chunk boundary."""
+        fragment = unit.kind == "sentence" and unit.text[:1].islower()
+        return len(unit.text) > 3 and not fragment and self._detector.scan(unit.quoted) is None
 
 
 def _overlaps(pick: _Pick, other: _Pick) -> bool:
@@ -265,7 +267,7 @@ class ClaudeAnswerer:
     async def condense(self, question: str, history: Sequence[Turn]) -> tuple[str, Usage]:
         from llama_index.core.llms import ChatMessage, MessageRole
 
-        prompt = CONDENSE_PROMPT.format(history=history_text(history), question=question)
+        prompt = condense_prompt(question, history)
         text, usage = await self._chat([ChatMessage(role=MessageRole.USER, content=prompt)], max_tokens=200)
         return text.strip() or question, usage
 
@@ -289,4 +291,3 @@ class ClaudeAnswerer:
             return Draft(text="", answerer=self.name, usage=usage, declined=True)
         declined = not text or text.startswith(NO_ANSWER)
         return Draft(text="" if declined else text, answerer=self.name, usage=usage, declined=declined)
-

@@ -4,7 +4,8 @@ An answerer writes `[n]` for "passage n of the retrieved list". Customers should
 number per page even when two passages came from the same page, so markers are renumbered by first use and merged
 per document. A citation names the page by its public URL (front matter `url:`, or KNOWLEDGE_BASE_URL joined with
 the page's path under the knowledge base) or, without one, by its title: never a server path. The chunk's `source`
-metadata (the path under the ingested folder) is only used to tell pages apart.
+metadata (the path under the ingested folder) is only used to tell pages apart. A citation of a community tip
+(chunk metadata `trust: community`) says so, so channels can mark it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from collections.abc import Sequence
 
 from bot.messages import Citation
+from knowledge.readers import COMMUNITY
 from knowledge.retrieval import Hit
 
 MARKER = re.compile(r"\[(\d{1,3})\]")
@@ -69,4 +71,5 @@ def _citation(number: int, hit: Hit) -> Citation:
         snippet=hit.text[:_SNIPPET_CHARS],
         score=round(hit.cosine, 4),
         chunk_id=hit.node.node_id,
+        community=hit.meta("trust") == COMMUNITY,
     )

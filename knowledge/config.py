@@ -21,6 +21,8 @@ class KnowledgeConfig:
     data_dir: Path = Path("./var")  # DATA_DIR: models, embedded index, docstore
     knowledge_paths: tuple[str, ...] = ()  # KNOWLEDGE_PATHS: folders the sync job ingests
     knowledge_base_url: str = ""  # KNOWLEDGE_BASE_URL: public help-centre root; cited pages link below it
+    include_community: bool = False  # KNOWLEDGE_INCLUDE_COMMUNITY: answer from community tips too (marked as such)
+    trusted_domains: tuple[str, ...] = ()  # KNOWLEDGE_TRUSTED_DOMAINS: hosts a page may send people to log in
     embedding_model: str = DEFAULT_EMBEDDING_MODEL  # EMBEDDING_MODEL
     embedding_batch_size: int = 8  # EMBEDDING_BATCH_SIZE
     qdrant_url: str = ""  # QDRANT_URL: "" = embedded qdrant-edge under DATA_DIR; ":memory:" = client local mode

@@ -7,6 +7,10 @@ no passage or leaves paragraphs uncited. Below the abstain threshold the engine 
 so a hopeless question costs no tokens and cannot produce a guess; it also abstains when the answerer declines
 (Claude's NO_ANSWER sentinel) or cites nothing real. An abstention carries no text: the core words it
 (`bot/strings.py`) and offers a person.
+
+Retrieved passages are screened before anything reads them: community tips are filtered out in the store unless
+KNOWLEDGE_INCLUDE_COMMUNITY is on, and a passage with a planted instruction (`knowledge.safety`) is dropped, with
+a log line naming its document, so neither Claude nor the extractive answerer ever sees it.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from bot.messages import Answer, Citation, Role, Turn, Usage
 from knowledge.answerers import ClaudeAnswerer, Draft, ExtractiveAnswerer
 from knowledge.calibration import confidence as retrieval_confidence
 from knowledge.citations import number_citations
+from knowledge.readers import COMMUNITY
 from knowledge.retrieval import Hit, HybridRetriever, metadata_filters
+from knowledge.safety import PlantedInstructionDetector
 from knowledge.sparse import Bm25Encoder
 
 log = structlog.get_logger(__name__)
@@ -81,6 +87,8 @@ class KnowledgeQueryEngine(BaseQueryEngine):
         extractive: ExtractiveAnswerer,
         claude: ClaudeAnswerer | None,
         abstain_threshold: float,
+        detector: PlantedInstructionDetector | None = None,
+        include_community: bool = False,
     ) -> None:
         super().__init__(callback_manager=CallbackManager([]))
         self.retriever = retriever
@@ -88,6 +96,8 @@ class KnowledgeQueryEngine(BaseQueryEngine):
         self._extractive = extractive
         self._claude = claude
         self._threshold = abstain_threshold
+        self._detector = detector or PlantedInstructionDetector()
+        self._include_community = include_community
 
     # --- LlamaIndex query engine interface ---
 
@@ -129,11 +139,32 @@ class KnowledgeQueryEngine(BaseQueryEngine):
                     standalone, usage = await self._claude.condense(question, history)
         stages["condense"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        hits = await self.retriever.asearch(standalone, metadata_filters(filters))
+        found = await self.retriever.asearch(standalone, metadata_filters(filters, self._include_community))
+        hits = await asyncio.to_thread(self.screen, found)
         # Tokenising passages is CPU work: keep it off the event loop, which must stay free for channel acks.
         confidence = await asyncio.to_thread(retrieval_confidence, standalone, hits, self._encoder)
         stages["retrieve"] = (time.perf_counter() - started) * 1000
         return standalone, hits, confidence, usage
+
+    def screen(self, hits: Sequence[Hit]) -> list[Hit]:
+        """The hits safe to answer from: no planted instruction, and no community tip unless those are included
+        (the store already filters them; this also covers chunks a filter cannot see)."""
+        kept = []
+        for hit in hits:
+            if not self._include_community and hit.meta("trust") == COMMUNITY:
+                continue
+            finding = self._detector.scan(f"{hit.meta('title')}\n{hit.meta('section')}\n{hit.text}")
+            if finding is not None:
+                log.warning(
+                    "knowledge.passage_excluded",
+                    doc_id=hit.doc_id,
+                    chunk_id=hit.node.node_id,
+                    reason=finding.kind,
+                    sentence=finding.sentence[:120],
+                )
+                continue
+            kept.append(hit)
+        return kept
 
     async def _run(
         self, question: str, history: Sequence[Turn], filters: Mapping[str, str] | None

@@ -4,7 +4,9 @@ Every reader returns Markdown-shaped text, so one structure-aware node parser ke
 all formats: HTML headings become `#` lines (html2text), PDF pages become `## Page N` sections. Metadata carries
 what citations need: title, source (the path relative to the ingested folder: an internal id, never shown), url (a
 public link: front matter / canonical link, or KNOWLEDGE_BASE_URL joined with that relative path), updated time
-(file mtime, ISO 8601). The document id stays the absolute path (incremental bookkeeping needs it; no customer sees
+(file mtime, ISO 8601), and trust: "official" or "community" (front matter `trust:`; without it, a page under a
+folder named `community` or `forum` is a community tip, anything else official; an unknown value counts as
+community, the lower trust). The document id stays the absolute path (incremental bookkeeping needs it; no customer sees
 it). Bad files raise `SkipFile` with a short reason; the caller reports it and goes on.
 """
 
@@ -30,7 +32,9 @@ MAX_TEXT_CHARS = 2_000_000
 MAX_TITLE_CHARS = 120
 STABLE_KEYS = ("title", "source", "url", "file_type", "product", "category", "language")
 # Metadata that must not steer embeddings or bloat prompts.
-NOT_EMBEDDED = ["source", "url", "updated_at", "file_type", "product", "category", "language"]
+NOT_EMBEDDED = ["source", "url", "updated_at", "file_type", "product", "category", "language", "trust"]
+OFFICIAL, COMMUNITY = "official", "community"
+COMMUNITY_FOLDERS = {"community", "forum", "forums"}
 
 
 class SkipFile(Exception):
@@ -46,6 +50,8 @@ class KBDocument(Document):
     @property
     def hash(self) -> str:
         stable = "|".join(f"{k}={self.metadata.get(k, '')}" for k in STABLE_KEYS)
+        if self.metadata.get("trust", OFFICIAL) != OFFICIAL:  # only then, so official pages keep their old hashes
+            stable += f"|trust={self.metadata['trust']}"
         return hashlib.sha256(f"{stable}\n{self.text}".encode("utf-8", "surrogatepass")).hexdigest()
 
     @classmethod
@@ -97,7 +103,18 @@ def read_file(path: Path, origin: Origin | None = None) -> KBDocument:
     metadata["title"] = _short(str(metadata.get("title", "")), MAX_TITLE_CHARS) or _humanise(path.stem)
     metadata["source"] = origin.relative or path.name
     metadata["url"] = str(metadata.get("url") or "") or origin.public_url(path)
+    metadata["trust"] = trust_level(str(metadata.get("trust") or ""), metadata["source"], path)
     return document
+
+
+def trust_level(declared: str, relative: str, path: Path) -> str:
+    """ "official" or "community": the declared level, else community under a community/forum folder (the folders
+    below the ingested one, or the file's own folder when it sits at the top: `ingest kb/forum`)."""
+    declared = declared.strip().lower()
+    if not declared:
+        folders = PurePosixPath(relative).parts[:-1] or (path.parent.name,)
+        return COMMUNITY if any(part.lower() in COMMUNITY_FOLDERS for part in folders) else OFFICIAL
+    return OFFICIAL if declared == OFFICIAL else COMMUNITY
 
 
 def _short(text: str, limit: int) -> str:
@@ -175,7 +192,7 @@ _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
 class MarkdownReader(BaseReader):
-    """Markdown with optional front matter (`title:`, `url:`, `product:`, `category:` lines)."""
+    """Markdown with optional front matter (`title:`, `url:`, `product:`, `category:`, `trust:` lines)."""
 
     def load_data(self, file: Path, extra_info: dict[str, Any] | None = None) -> list[Document]:
         text = _read_text(file)
@@ -190,7 +207,7 @@ class MarkdownReader(BaseReader):
         heading = _H1.search(text)
         title = fields.get("title") or (heading.group(1) if heading else _humanise(file.stem))
         metadata = _base_metadata(file, "markdown", title, fields.get("url", ""))
-        metadata.update({k: fields[k] for k in ("product", "category", "language") if k in fields})
+        metadata.update({k: fields[k] for k in ("product", "category", "language", "trust") if k in fields})
         return [_document(file, text, metadata)]
 
 

@@ -19,6 +19,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
+    FilterCondition,
     MetadataFilter,
     MetadataFilters,
     VectorStoreQuery,
@@ -57,11 +58,16 @@ class Hit:
         return f"{self.meta('title')}\n{self.meta('section')}\n{self.text}"
 
 
-def metadata_filters(filters: Mapping[str, str] | None) -> MetadataFilters | None:
-    """The port's simple `{key: value}` filters as LlamaIndex metadata filters (all must match)."""
-    if not filters:
-        return None
-    return MetadataFilters(filters=[MetadataFilter(key=key, value=value) for key, value in filters.items()])
+def metadata_filters(filters: Mapping[str, str] | None, include_community: bool = True) -> MetadataFilters | None:
+    """The port's simple `{key: value}` filters as LlamaIndex metadata filters (all must match); without
+    `include_community`, also "not a community tip" (a NOT condition, so chunks without a trust level pass)."""
+    conditions: list[MetadataFilter | MetadataFilters] = [
+        MetadataFilter(key=key, value=value) for key, value in (filters or {}).items()
+    ]
+    if not include_community:
+        community = MetadataFilter(key="trust", value="community")
+        conditions.append(MetadataFilters(filters=[community], condition=FilterCondition.NOT))
+    return MetadataFilters(filters=conditions) if conditions else None
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -27,6 +28,7 @@ from knowledge.fusion import FusionPlan
 from knowledge.ingest import Ingestor, IngestReport
 from knowledge.offline import go_offline
 from knowledge.retrieval import HybridRetriever
+from knowledge.safety import PlantedInstructionDetector
 from knowledge.server_store import FusedQdrantVectorStore
 from knowledge.sparse import Bm25Encoder
 
@@ -93,6 +95,12 @@ def fusion_plan(config: KnowledgeConfig) -> FusionPlan:
     )
 
 
+def trusted_domains(config: KnowledgeConfig) -> tuple[str, ...]:
+    """KNOWLEDGE_TRUSTED_DOMAINS plus the help centre's own host (KNOWLEDGE_BASE_URL)."""
+    host = urlsplit(config.knowledge_base_url).hostname or ""
+    return (*config.trusted_domains, host) if host else config.trusted_domains
+
+
 def build_embedder(config: KnowledgeConfig) -> FastEmbedEmbedding:
     model = load_text_embedding(config.embedding_model, config.data_dir)
     return FastEmbedEmbedding(model, config.embedding_model, config.embedding_batch_size)
@@ -102,7 +110,6 @@ def build_store(config: KnowledgeConfig, dimensions: int, encoder: Bm25Encoder, 
     """The embedded shard under `root`, or the Qdrant server at QDRANT_URL (":memory:": qdrant-client local mode)."""
     if config.qdrant_url:
         from qdrant_client import QdrantClient
-
 
         if config.qdrant_url == ":memory:":
             client = QdrantClient(location=":memory:")
@@ -209,8 +216,15 @@ def build_knowledge(
     plan = fusion_plan(config)
     store = build_store(config, dimensions, encoder, plan, root)
     retriever = HybridRetriever(store, embed_model, config.retrieval_top_k, plan, encoder)
+    detector = PlantedInstructionDetector(trusted_domains(config))
     engine = KnowledgeQueryEngine(
-        retriever, encoder, ExtractiveAnswerer(encoder), build_claude(config, spend), config.abstain_threshold
+        retriever,
+        encoder,
+        ExtractiveAnswerer(encoder, detector=detector),
+        build_claude(config, spend),
+        config.abstain_threshold,
+        detector,
+        config.include_community,
     )
     docstore = root / "knowledge" / f"docstore-{config.qdrant_collection}.json"
     ingestor = Ingestor(store, embed_model, tokenizer, docstore, config.knowledge_base_url)

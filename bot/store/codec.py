@@ -28,6 +28,7 @@ def citation_to_json(c: Citation) -> dict[str, Any]:
         "snippet": c.snippet,
         "score": c.score,
         "chunk_id": c.chunk_id,
+        "community": c.community,
     }
 
 
@@ -41,6 +42,7 @@ def citation_from_json(d: dict[str, Any]) -> Citation:
         snippet=str(d.get("snippet", "")),
         score=float(d.get("score", 0.0)),
         chunk_id=str(d.get("chunk_id", "")),
+        community=bool(d.get("community", False)),  # rows written before trust levels existed: official
     )
 
 

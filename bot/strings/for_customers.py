@@ -15,6 +15,7 @@ LOW_CONFIDENCE = "I'm not fully sure this answers your question."
 CHECK_SOURCES = "Please check the sources."
 REPLY_TO_CLARIFY = "If it doesn't, reply and tell me more."
 SOURCES = "Sources"
+COMMUNITY_TIP = "community tip, not an official article"  # after a source that is a forum / community tip
 APOLOGY = "Sorry, something went wrong on our side. Please try again. (reference: {reference})"
 
 # --- buttons and what they answer --------------------------------------------------------------------------------

@@ -46,9 +46,7 @@ def reply_subject(subject: str) -> str:
 
 def _source_lines(citations: tuple[Citation, ...]) -> list[tuple[int, str, str]]:
     """(number, title, public link or "") per citation: a page without a public URL is named, never located."""
-    return [
-        (c.index, c.title or c.source, c.url if c.url.startswith(("http://", "https://")) else "") for c in citations
-    ]
+    return [(c.index, _title(c), c.url if c.url.startswith(("http://", "https://")) else "") for c in citations]
 
 
 # The answer is Markdown (from Claude or quoted from the help centre): rendered to HTML for the HTML part, with raw
@@ -69,6 +67,11 @@ def answer_text(markdown: str) -> str:
         line for i, line in enumerate(lines) if not (line == ">" and (i + 1 == len(lines) or not lines[i + 1]))
     )
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _title(citation: Citation) -> str:
+    title = citation.title or citation.source
+    return f"{title} ({for_customers.COMMUNITY_TIP})" if citation.community else title
 
 
 def _instructions(reply: Reply) -> list[str]:

@@ -84,6 +84,8 @@ def source_line(citation: Citation) -> str:
     label = f"<{link}|{title}>" if link else title
     if citation.section and citation.section != citation.title:
         label += f" — {escape(citation.section)}"
+    if citation.community:
+        label += f" _({for_customers.COMMUNITY_TIP})_"
     return f"{citation.index}. {label}"
 
 

@@ -1,4 +1,4 @@
-"""Email bodies: the answer's Markdown becomes a real HTML part and a clean text part; sources never show a path."""
+"""Email bodies: Markdown as a real HTML part and a clean text part; sources: no path, community tips marked."""
 
 from __future__ import annotations
 
@@ -43,3 +43,23 @@ def test_the_html_part_renders_markdown_and_escapes_everything_else() -> None:
     assert 'href="https://evil.example"' not in page  # raw HTML from an answer is text, not a link
     assert '<a href="https://help.acme.example/billing/refund-policy">Refund policy</a>' in page
     assert '<li value="2">Invoices</li>' in page
+
+
+def test_community_tips_are_marked_in_text_and_html() -> None:
+    reply = Reply(
+        Channel.EMAIL,
+        "thread",
+        "<m1@example.com>",
+        "Pause backups during calls [1]. We accept Visa [2].",
+        Outcome.ANSWERED,
+        "k",
+        citations=(
+            Citation(1, "Slow line tips", "Slow line tips", url="https://community.acme.example/t/1", community=True),
+            Citation(2, "Payment methods", "Payment methods", url="https://help.acme.example/payments"),
+        ),
+    )
+    text, page = render_text(reply), render_html(reply)
+    assert "[1] Slow line tips (community tip, not an official article) - https://community.acme.example/t/1" in text
+    assert "[2] Payment methods - https://help.acme.example/payments" in text
+    assert "Slow line tips (community tip, not an official article)</a>" in page
+    assert page.count("community tip") == 1

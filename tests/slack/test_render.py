@@ -83,3 +83,13 @@ def test_decide_without_allowed_channels_answers_mentions_anywhere() -> None:
     assert not isinstance(msg, Ignored)
     assert decide(msg, SlackPolicy(), None) == (Verdict.ANSWER, "mention")
     assert decide(msg, SlackPolicy(allowed_channels=frozenset({"C0GENERAL1"})), None)[0] is Verdict.IGNORE
+
+
+def test_community_tips_are_marked_in_the_sources() -> None:
+    reply = _reply(
+        "Pause backups during calls [1]. Cards: Visa [2].",
+        citations=(Citation(1, "Slow line tips", "Slow line tips", community=True), Citation(2, "Payments", "Pay")),
+    )
+    sources = json.dumps(render_reply(reply))
+    assert "1. Slow line tips _(community tip, not an official article)_" in sources
+    assert "2. Payments" in sources and sources.count("community tip") == 1
