@@ -35,7 +35,7 @@ from bot.store.mailboxes import MailboxStore
 from bot.store.outbox import Outbox
 from bot.store.threads import ThreadStore
 from channels.email import EmailChannel, EmailConfig, build_email_channel
-from channels.slack import SlackChannel, SlackConfig, build_slack_channel
+from channels.slack import SlackChannel, SlackConfig
 from escalation import EscalationConfig, EscalationService, TicketBackendConfig, build_escalation
 from knowledge import KnowledgeService, build_knowledge
 from knowledge.config import KnowledgeConfig
@@ -223,7 +223,7 @@ def slack_config(settings: Settings) -> SlackConfig:
 def build_slack(w: Wiring, **options: Any) -> SlackChannel:
     """The Slack channel on the core's narrow ports (Socket Mode with SLACK_APP_TOKEN, else HTTP events);
     `options`: a test's web client or retry policy."""
-    return build_slack_channel(
+    return SlackChannel(
         slack_config(w.settings),
         intake=w.pipeline,
         senders=w.dispatcher,

@@ -274,19 +274,3 @@ class SlackChannel:
             error = delivery_error(exc)
             log.warning("slack.report_failed", channel=channel, error=str(error))
             raise error from exc
-
-
-def build_slack_channel(
-    config: SlackConfig,
-    *,
-    intake: Intake,
-    senders: SenderRegistry,
-    threads: Threads,
-    clock: Clock,
-    client: AsyncWebClient | None = None,
-    retry: RetryPolicy | None = None,
-) -> SlackChannel:
-    """The Slack channel (Socket Mode when `config.app_token` is set, else HTTP events)."""
-    return SlackChannel(
-        config, intake=intake, senders=senders, threads=threads, clock=clock, client=client, retry=retry
-    )
