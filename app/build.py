@@ -35,7 +35,10 @@ from bot.store.mailboxes import MailboxStore
 from bot.store.outbox import Outbox
 from bot.store.threads import ThreadStore
 from channels.email import EmailChannel, EmailConfig, build_email_channel
+from channels.email.sender import EmailSender
 from channels.slack import SlackChannel, SlackConfig
+from channels.slack.client import build_web_client
+from channels.slack.report import SlackReportPublisher
 from escalation import EscalationConfig, EscalationService, TicketBackendConfig, build_escalation
 from knowledge import KnowledgeService, build_knowledge
 from knowledge.config import KnowledgeConfig
@@ -343,34 +346,24 @@ class CommandContext:
             self.settings, self.db, self.clock, outbox, ConversationStore(self.db, self.clock, outbox)
         )
 
-    async def wiring(self, *, knowledge: bool = True) -> Wiring:
-        """The full service graph on this command's database (`knowledge=False`: no engine, for delivery-only
-        commands; asking such a graph a question fails loudly)."""
+    async def wiring(self) -> Wiring:
+        """The full service graph on this command's database (with the knowledge engine)."""
         if self._wiring is None:
-            engine: KnowledgeEngine = self.knowledge() if knowledge else _Unanswerable()
+            engine = self.knowledge()
             built = await build_service(self.settings, knowledge=engine, clock=self.clock, migrate=False)
-            if knowledge:
-                built = _with_index(built, self.knowledge())
-            self._wiring = built
+            self._wiring = dataclasses.replace(built, index=engine, embedder=engine)
         return self._wiring
 
     async def channels(self) -> tuple[SlackChannel | None, EmailChannel | None]:
-        return build_channels(await self.wiring(knowledge=False))
+        return build_channels(await self.wiring())
+
+    def report_delivery(self) -> tuple[SlackReportPublisher | None, EmailSender | None]:
+        """Only what delivering a report needs: a Slack web client and an SMTP sender (no channel, no engine)."""
+        settings = self.settings
+        slack = SlackReportPublisher(build_web_client(slack_config(settings))) if settings.slack_enabled else None
+        email = EmailSender(email_config(settings), self.outbox()) if settings.email_enabled else None
+        return slack, email
 
 
 def build_for_command(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> CommandContext:
     return CommandContext(settings, clock, migrate=migrate)
-
-
-def _with_index(w: Wiring, engine: KnowledgeService) -> Wiring:
-    return dataclasses.replace(w, index=engine, embedder=engine)
-
-
-class _Unanswerable:
-    """The knowledge port of a delivery-only command graph: it has no index, and says so if asked."""
-
-    async def answer(self, *_args: Any, **_kwargs: Any) -> Any:
-        raise RuntimeError("this command was built without the knowledge engine")
-
-    async def ready(self) -> bool:
-        return False

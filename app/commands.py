@@ -53,9 +53,9 @@ async def report_command(settings: Settings, *, week: str | None, dry_run: bool,
             return 0
         if not (settings.slack_enabled or settings.email_enabled):
             raise ConfigError("no channel to deliver the report to: set Slack or email settings, or use --dry-run")
-        slack, email = await ctx.channels()
+        slack, email = ctx.report_delivery()
         sent = await deliver_report(rendered, report_config(settings), slack, email)
-    print(f"report for {which} delivered: {sent}")
+    print(f"report for {which.label} delivered to {', '.join(sent) or 'nobody'}")
     return 0
 
 

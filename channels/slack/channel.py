@@ -42,13 +42,12 @@ from bot import metrics
 from bot.errors import NotReadyError
 from bot.messages import Channel
 from bot.ports import Clock, Intake, SenderRegistry, Threads
-from channels.slack.client import TRANSPORT_ERRORS, RetryPolicy, build_web_client, delivery_error, error_code
+from channels.slack.client import TRANSPORT_ERRORS, RetryPolicy, build_web_client, error_code
 from channels.slack.config import SlackConfig
 from channels.slack.endpoint import EventsEndpoint, EventSink
-from channels.slack.escape import slack_text
 from channels.slack.events import Ignored, SlackPolicy, Verdict, decide, parse
 from channels.slack.interactions import clicks
-from channels.slack.render import fallback, safe_blocks
+from channels.slack.report import SlackReportPublisher
 from channels.slack.sender import SlackSender, WorkingSignal
 
 log = structlog.get_logger(__name__)
@@ -97,6 +96,7 @@ class SlackChannel:
         self._threads = threads
         self._clock = clock
         self.client = client or build_web_client(config, retry or RetryPolicy())
+        self.reports = SlackReportPublisher(self.client)
         self.signal = WorkingSignal(self.client)
         self.sender = SlackSender(self.client, self.signal, config.link_domains)
         self.policy = SlackPolicy.from_config(config)
@@ -255,22 +255,5 @@ class SlackChannel:
     async def post_report(
         self, channel: str, text: str, blocks: list[dict[str, Any]], png: bytes | None, filename: str
     ) -> None:
-        """Post the weekly report (blocks) and its chart (files.getUploadURLExternal + completeUploadExternal).
-
-        Its text holds customer words (knowledge-gap labels and examples), so every text object goes through the
-        one escaping rule (`slack_text`). Raises `DeliveryError` when Slack refuses or cannot be reached, so the
-        job can retry.
-        """
-        try:
-            await self.client.chat_postMessage(
-                channel=channel,
-                text=fallback(slack_text(text)),
-                blocks=safe_blocks(blocks) or None,
-                unfurl_links=False,
-            )
-            if png is not None:
-                await self.client.files_upload_v2(channel=channel, file=png, filename=filename, title=filename)
-        except (SlackApiError, *TRANSPORT_ERRORS) as exc:
-            error = delivery_error(exc)
-            log.warning("slack.report_failed", channel=channel, error=str(error))
-            raise error from exc
+        """The weekly report, through `SlackReportPublisher` on this channel's client."""
+        await self.reports.post_report(channel, text, blocks, png, filename)

@@ -3,9 +3,14 @@ files.completeUploadExternal."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
 from bot.errors import DeliveryError
+from tests.cli import run_cli
+from tests.fakes.slack_server import FakeSlack
 from tests.slack.conftest import SlackHarness
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2048
@@ -27,3 +32,23 @@ async def test_report_failure_raises_a_delivery_error(harness: SlackHarness) -> 
     harness.fake.error("chat.postMessage", "channel_not_found")
     with pytest.raises(DeliveryError):
         await harness.channel.post_report("C0GONE", "Weekly report", [], None, "r.png")
+
+
+@pytest.mark.slow  # a CLI process
+async def test_the_report_command_delivers_without_a_channel_or_an_engine(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    """`supportbot report --week ...` (not a dry run) posts through the report publisher alone: no Slack channel,
+    no knowledge engine opened (the embedded index may belong to a running service)."""
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_SIGNING_SECRET": "signing-secret-for-tests",
+        "SLACK_API_URL": fake_slack.api_url,
+        "SLACK_REPORT_CHANNEL": "CREPORTS",
+    }
+    result = await asyncio.to_thread(run_cli, "report", "--week", "2026-W46", data_dir=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "report for 2026-W46 delivered to slack:CREPORTS"
+    assert [m.channel for m in fake_slack.messages] == ["CREPORTS"]
+    assert len(fake_slack.uploads) == 1  # the chart
+    assert not (tmp_path / "qdrant").exists()  # the command never opened the index
