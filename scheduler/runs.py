@@ -159,11 +159,7 @@ class JobRunLog:
         async with self._db.transaction() as session:
             result = await session.execute(
                 update(JobRunRow)
-                .where(
-                    JobRunRow.id == period.id,
-                    JobRunRow.status == period.status,
-                    JobRunRow.attempts == period.attempts,
-                )
+                .where(*_as_read(period))
                 .values(
                     status=RUNNING,
                     holder=holder,
@@ -190,11 +186,7 @@ class JobRunLog:
         async with self._db.transaction() as session:
             result = await session.execute(
                 update(JobRunRow)
-                .where(
-                    JobRunRow.id == period.id,
-                    JobRunRow.status == period.status,
-                    JobRunRow.attempts == period.attempts,
-                )
+                .where(*_as_read(period))
                 .values(
                     status=status, detail=truncate(detail, 1000), finished_at=self._clock.now(), next_attempt_at=None
                 )
@@ -348,3 +340,9 @@ async def run_job(
     metrics.JOB_RUNS.labels(name, OK).inc()
     log.info("scheduler.job_finished", job=name, run_key=key, manual=True)
     return JobResult(name, key, OK, detail, 1)
+
+
+def _as_read(period: Period) -> tuple[Any, ...]:
+    """The compare-and-set condition: the row still holds the status and attempt count the period was read with,
+    so of two replicas moving the same period only one succeeds."""
+    return (JobRunRow.id == period.id, JobRunRow.status == period.status, JobRunRow.attempts == period.attempts)
