@@ -34,7 +34,7 @@ from bot.store.ledger import InboundLedger
 from bot.store.mailboxes import MailboxStore
 from bot.store.outbox import Outbox
 from bot.store.threads import ThreadStore
-from channels.email import EmailChannel, EmailConfig, build_email_channel
+from channels.email import EmailChannel, EmailConfig, PollerPorts
 from channels.email.sender import EmailSender
 from channels.slack import SlackChannel, SlackConfig
 from channels.slack.client import build_web_client
@@ -275,20 +275,16 @@ def sender_limits(settings: Settings) -> SenderLimits:
 def build_email(w: Wiring, *, holder: str | None = None, **options: Any) -> EmailChannel:
     """The email channel on the core's narrow ports (`options`: TLS contexts, or `EmailConfig` overrides)."""
     tls = {k: options.pop(k) for k in ("imap_tls", "smtp_tls") if k in options}
-    return build_email_channel(
-        email_config(w.settings, **options),
+    ports = PollerPorts(
         intake=w.pipeline,
-        senders=w.dispatcher,
-        delivery_refs=w.outbox,
         leases=w.leases,
         positions=MailboxStore(w.db, w.clock),
         threads=ThreadStore(w.db),
         events=w.events,
         sender_policy=SenderGuard(w.db, sender_limits(w.settings)),
         clock=w.clock,
-        holder=holder,
-        **tls,
     )
+    return EmailChannel(email_config(w.settings, **options), ports, w.dispatcher, w.outbox, holder=holder, **tls)
 
 
 def build_channels(w: Wiring) -> tuple[SlackChannel | None, EmailChannel | None]:

@@ -2,10 +2,11 @@
 auto-reply hygiene, and an SMTP sender (aiosmtplib). Adapters only translate: email -> InboundMessage through
 the inquiry pipeline, Reply -> email through the outbox."""
 
-from channels.email.channel import EmailChannel, build_email_channel
+from channels.email.channel import EmailChannel
 from channels.email.classify import Classification, Verdict, classify
 from channels.email.config import EmailConfig
 from channels.email.parsing import ParsedEmail, UnparseableEmail, parse_email
+from channels.email.poller import PollerPorts
 from channels.email.render import build_reply, reply_message_id
 from channels.email.sender import EmailSender
 from channels.email.trimming import trim_reply
@@ -16,9 +17,9 @@ __all__ = [
     "EmailConfig",
     "EmailSender",
     "ParsedEmail",
+    "PollerPorts",
     "UnparseableEmail",
     "Verdict",
-    "build_email_channel",
     "build_reply",
     "classify",
     "parse_email",

@@ -20,15 +20,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from bot import metrics
 from bot.messages import Channel
 from bot.ports import (
-    ChannelEvents,
-    Clock,
     DeliveryRefs,
-    Intake,
-    Leases,
-    MailboxPositions,
-    SenderPolicy,
     SenderRegistry,
-    ThreadIndex,
 )
 from channels.email.config import EmailConfig
 from channels.email.mailbox import AsyncMailbox, ImapConnection
@@ -140,32 +133,3 @@ class EmailChannel:
         metrics.ERRORS.labels("email").inc()
         log.warning("email.reconnect", attempt=state.attempt_number, error=type(error).__name__ if error else "")
         await self._idle.reset()
-
-
-def build_email_channel(
-    config: EmailConfig,
-    *,
-    intake: Intake,
-    senders: SenderRegistry,
-    delivery_refs: DeliveryRefs,
-    leases: Leases,
-    positions: MailboxPositions,
-    threads: ThreadIndex,
-    events: ChannelEvents,
-    sender_policy: SenderPolicy,
-    clock: Clock,
-    holder: str | None = None,
-    imap_tls: ssl.SSLContext | None = None,
-    smtp_tls: ssl.SSLContext | None = None,
-) -> EmailChannel:
-    """The email channel on the core's narrow ports (the root calls this only when email is configured)."""
-    ports = PollerPorts(
-        intake=intake,
-        leases=leases,
-        positions=positions,
-        threads=threads,
-        events=events,
-        sender_policy=sender_policy,
-        clock=clock,
-    )
-    return EmailChannel(config, ports, senders, delivery_refs, holder=holder, imap_tls=imap_tls, smtp_tls=smtp_tls)
