@@ -106,7 +106,7 @@ def temporary_index(
     corpus: Collection[Mapping[str, Any]], config: KnowledgeConfig, leave_out: Collection[str] = ()
 ) -> Iterator[EvalIndex]:
     """The corpus (minus `leave_out`) ingested into a temporary embedded index."""
-    from knowledge.service import build_knowledge  # here: service -> engine -> calibration -> beir is a cycle
+    from knowledge.service import build_knowledge  # lazy: service -> engine -> calibration -> beir cycle
 
     with tempfile.TemporaryDirectory(prefix="supportbot-eval-") as tmp:
         service = build_knowledge(replace(config, qdrant_url="", qdrant_collection="eval"), root=Path(tmp))

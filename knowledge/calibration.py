@@ -91,9 +91,7 @@ def collect_signals(folder: Path, config: KnowledgeConfig, off_topic: Sequence[s
     filtered out of the search (unanswerable by construction), and the `off_topic` questions."""
     from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 
-    # Here, not at the top: beir builds a KnowledgeService, whose engine imports this module (the model's
-    # coefficients); fitting runs only in evals.
-    from knowledge.beir import load_beir, temporary_index
+    from knowledge.beir import load_beir, temporary_index  # lazy: beir -> service -> engine imports this module
 
     data = load_beir(folder)
     rows: list[Labelled] = []

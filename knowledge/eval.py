@@ -238,7 +238,7 @@ class AnswerCaseResult:
 
 async def run_answer_eval(kb_folder: Path, cases_path: Path, config: KnowledgeConfig) -> list[AnswerCaseResult]:
     """Ingest `kb_folder` into a temporary index and check each case (abstain / answer / forbidden text)."""
-    from knowledge.service import build_knowledge  # here: service -> engine -> calibration -> beir is a cycle
+    from knowledge.service import build_knowledge  # lazy: service -> engine -> calibration -> beir cycle
 
     results = []
     with tempfile.TemporaryDirectory(prefix="supportbot-answer-eval-") as tmp:
