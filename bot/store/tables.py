@@ -319,3 +319,36 @@ class MailboxParseRow(Base):
     uid: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime]
+
+
+class ReviewVerdictRow(Base):
+    """A reviewer's verdict on one bot turn (the console's review queue): correct | wrong | should_abstain.
+
+    One verdict per turn (a second review replaces it). The weekly report and the gap backlog read these; `supportbot
+    eval` can export them as a labelled set.
+    """
+
+    __tablename__ = "review_verdicts"
+    __table_args__ = (Index("ix_review_verdicts_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    turn_id: Mapped[int] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"), unique=True)
+    verdict: Mapped[str] = mapped_column(String(24))
+    note: Mapped[str] = mapped_column(Text, default="")
+    expected_source: Mapped[str] = mapped_column(String(512), default="")  # the page that should have answered
+    reviewer: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+
+
+class AuditRow(Base):
+    """One operator action (console or admin API): who did what to what, and when. Never customer text."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(512), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
