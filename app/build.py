@@ -23,6 +23,7 @@ from bot.conversation import ConversationService, Policy
 from bot.delivery import OutboxDispatcher
 from bot.inquiries import InquiryPipeline
 from bot.logging import configure_logging
+from bot.messages import Channel
 from bot.ports import Clock, Embedder, KnowledgeEngine, KnowledgeIndex, SpendMeter, SystemClock
 from bot.senders import SenderGuard, SenderLimits
 from bot.store.conversations import ConversationStore
@@ -42,6 +43,7 @@ from channels.slack.report import SlackReportPublisher
 from escalation import EscalationConfig, EscalationService, TicketBackendConfig, build_escalation
 from knowledge import KnowledgeService, build_knowledge
 from knowledge.config import KnowledgeConfig
+from scheduler.mail import REPORT_KIND, ReportMailSender
 
 
 def offline_environment() -> None:
@@ -178,6 +180,9 @@ async def build_service(
     feedback = FeedbackStore(db, clock)
     actions = ActionService(conversations, feedback, escalation, ActionPolicy(frozenset(settings.slack_agent_users)))
     dispatcher = OutboxDispatcher(outbox, {}, interval=settings.outbox_flush_seconds)
+    report_mail = report_mail_sender(settings, outbox)
+    if report_mail is not None:
+        dispatcher.register(Channel.EMAIL, report_mail, kind=REPORT_KIND)
     pipeline = InquiryPipeline(ledger, InboundRouter(service, actions), on_replies=dispatcher.on_replies)
     return Wiring(
         settings=settings,
@@ -234,6 +239,13 @@ def build_slack(w: Wiring, **options: Any) -> SlackChannel:
         clock=w.clock,
         **options,
     )
+
+
+def report_mail_sender(settings: Settings, outbox: Outbox) -> ReportMailSender | None:
+    """The weekly report's email sender, when REPORT_EMAIL and SMTP are set (IMAP is not needed to send it)."""
+    if not (settings.report_email_to and settings.smtp_host and settings.support_address):
+        return None
+    return ReportMailSender(EmailSender(email_config(settings), outbox), outbox, settings.support_address)
 
 
 def email_config(settings: Settings, **overrides: Any) -> EmailConfig:
@@ -353,12 +365,18 @@ class CommandContext:
     async def channels(self) -> tuple[SlackChannel | None, EmailChannel | None]:
         return build_channels(await self.wiring())
 
-    def report_delivery(self) -> tuple[SlackReportPublisher | None, EmailSender | None]:
-        """Only what delivering a report needs: a Slack web client and an SMTP sender (no channel, no engine)."""
+    def report_delivery(self) -> tuple[SlackReportPublisher | None, OutboxDispatcher | None]:
+        """Only what delivering a report needs: a Slack web client, and a dispatcher that knows only the report
+        email's sender (no channel, no engine)."""
         settings = self.settings
         slack = SlackReportPublisher(build_web_client(slack_config(settings))) if settings.slack_enabled else None
-        email = EmailSender(email_config(settings), self.outbox()) if settings.email_enabled else None
-        return slack, email
+        outbox = self.outbox()
+        mail = report_mail_sender(settings, outbox)
+        dispatcher = None
+        if mail is not None:
+            dispatcher = OutboxDispatcher(outbox, {})
+            dispatcher.register(Channel.EMAIL, mail, kind=REPORT_KIND)
+        return slack, dispatcher
 
 
 def build_for_command(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> CommandContext:

@@ -16,6 +16,7 @@ from bot.store.privacy import PrivacyStore
 from escalation.tickets import format_tickets
 from scheduler.gaps import format_gaps, list_gaps
 from scheduler.jobs import job_table
+from scheduler.mail import report_key
 from scheduler.publish import build_report, deliver_report
 from scheduler.report import last_complete_week, parse_week
 from scheduler.runs import run_job
@@ -49,12 +50,16 @@ async def report_command(settings: Settings, *, week: str | None, dry_run: bool,
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(rendered.png)
             print(rendered.text)
-            print(f"\nchart written to {path}")
+            print(f"chart written to {path}")
             return 0
-        if not (settings.slack_enabled or settings.email_enabled):
-            raise ConfigError("no channel to deliver the report to: set Slack or email settings, or use --dry-run")
-        slack, email = ctx.report_delivery()
-        sent = await deliver_report(rendered, report_config(settings), slack, email)
+        slack, mail = ctx.report_delivery()
+        if slack is None and mail is None:
+            raise ConfigError(
+                "no way to deliver the report: set Slack settings or REPORT_EMAIL with SMTP, or use --dry-run"
+            )
+        sent = await deliver_report(rendered, report_config(settings), slack, ctx.outbox() if mail else None)
+        if mail is not None and not await mail.deliver_now(report_key(which.label)):
+            print(f"the {which.label} email was sent before or is being sent: not sent again")
     print(f"report for {which.label} delivered to {', '.join(sent) or 'nobody'}")
     return 0
 
@@ -76,8 +81,8 @@ async def tickets_command(settings: Settings, *, limit: int) -> int:
 async def job_command(settings: Settings, name: str) -> int:
     async with build_for_command(settings) as ctx:
         services = await ctx.wiring()
-        slack, email = await ctx.channels()
-        jobs = job_table(scheduler_config(settings), app_jobs(services, slack=slack, email=email))
+        slack, _email = await ctx.channels()
+        jobs = job_table(scheduler_config(settings), app_jobs(services, slack=slack))
         result = await run_job(services.db, services.clock, jobs, name)
     print(f"{result.job}: {result.status} {result.detail}".rstrip())
     return 0 if result.status != "failed" else 1

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -134,7 +134,8 @@ class Settings(BaseSettings):
     # --- scheduler ---
     timezone: str = "UTC"
     report_schedule: str = "0 9 * * mon"
-    report_email_to: CommaList = []
+    report_email_to: CommaList = Field([], validation_alias=AliasChoices("report_email", "report_email_to"))
+    handoff_sla_hours: float = Field(4.0, gt=0)  # the weekly report counts hand-offs waiting longer as breaches
     gaps_schedule: str = "0 8 * * *"
     kb_sync_schedule: str = "*/30 * * * *"
     outbox_flush_seconds: float = Field(5.0, gt=0)

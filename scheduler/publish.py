@@ -1,20 +1,26 @@
-"""Delivering the weekly report: to Slack through `ReportPublisher`, and optionally by email via `ReportMailer`.
+"""Delivering the weekly report: to Slack through `ReportPublisher` (blocks and the chart), and by email through
+the outbox (`scheduler.mail`), so the email goes out once per week whatever retries or crashes happen.
 
-The Slack and email channels implement these Protocols; the scheduler never imports a channel.
+The Slack channel implements `ReportPublisher`; the scheduler never imports a channel.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 import structlog
 
+from bot.messages import Reply
 from bot.ports import Clock
 from bot.store.db import Database
+from scheduler.blocks import render_blocks
+from scheduler.chart import render_chart
 from scheduler.config import ReportConfig
 from scheduler.jobs import JobFn
-from scheduler.render import render_blocks, render_chart, render_html, render_text, title
+from scheduler.mail import report_reply
+from scheduler.render import ReportDocument, render_html, render_text, report_document
 from scheduler.report import Week, WeeklyReport, last_complete_week, weekly_report
 
 log = structlog.get_logger(__name__)
@@ -28,15 +34,16 @@ class ReportPublisher(Protocol):
     ) -> None: ...
 
 
-class ReportMailer(Protocol):
-    """Sends a report by email (text and HTML, the chart attached)."""
+class ReportQueue(Protocol):
+    """Where the report email is queued (implemented by `bot.store.outbox.Outbox`; a repeated key is ignored)."""
 
-    async def send_report(self, to: list[str], subject: str, text: str, html: str, png: bytes | None) -> None: ...
+    async def enqueue(self, *replies: Reply) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class RenderedReport:
     report: WeeklyReport
+    document: ReportDocument
     text: str
     blocks: list[dict[str, Any]]
     html: str
@@ -48,30 +55,45 @@ class RenderedReport:
 
 
 async def build_report(db: Database, config: ReportConfig, week: Week) -> RenderedReport:
-    report = await weekly_report(db, week, config.tz, timezone_name=config.timezone)
-    return RenderedReport(report, render_text(report), render_blocks(report), render_html(report), render_chart(report))
+    report = await weekly_report(
+        db, week, config.tz, timezone_name=config.timezone, sla=timedelta(hours=config.handoff_sla_hours)
+    )
+    doc = report_document(report)
+    return RenderedReport(report, doc, render_text(doc), render_blocks(doc), render_html(doc), render_chart(report))
 
 
 async def deliver_report(
     rendered: RenderedReport,
     config: ReportConfig,
     publisher: ReportPublisher | None,
-    mailer: ReportMailer | None = None,
+    queue: ReportQueue | None = None,
 ) -> list[str]:
-    """Post to `SLACK_REPORT_CHANNEL` and mail `REPORT_EMAIL_TO` when configured; returns where it went."""
+    """Queue the email to `REPORT_EMAIL` and post to `SLACK_REPORT_CHANNEL`, when configured; returns where it went.
+
+    The email is queued first: queuing is idempotent, so if the Slack post fails and the job is retried, the
+    email is not queued twice.
+    """
     sent: list[str] = []
+    if queue is not None and config.report_email_to:
+        doc = rendered.document
+        await queue.enqueue(
+            report_reply(
+                rendered.report.week.label,
+                config.report_email_to,
+                doc.title,
+                rendered.text,
+                rendered.html,
+                rendered.png,
+            )
+        )
+        sent.append(f"email:{len(config.report_email_to)}")
     if publisher is not None and config.slack_report_channel:
         await publisher.post_report(
             config.slack_report_channel, rendered.text, rendered.blocks, rendered.png, rendered.filename
         )
         sent.append(f"slack:{config.slack_report_channel}")
-    if mailer is not None and config.report_email_to:
-        await mailer.send_report(
-            list(config.report_email_to), title(rendered.report), rendered.text, rendered.html, rendered.png
-        )
-        sent.append(f"email:{len(config.report_email_to)}")
     if not sent:
-        log.warning("report.not_delivered", reason="no SLACK_REPORT_CHANNEL or REPORT_EMAIL_TO configured")
+        log.warning("report.not_delivered", reason="no SLACK_REPORT_CHANNEL or REPORT_EMAIL configured")
     return sent
 
 
@@ -80,15 +102,15 @@ def weekly_report_job(
     config: ReportConfig,
     clock: Clock,
     publisher: ReportPublisher | None,
-    mailer: ReportMailer | None = None,
+    queue: ReportQueue | None = None,
 ) -> JobFn:
     """The `weekly_report` job: last complete week, rendered and delivered."""
 
     async def run() -> str:
         week = last_complete_week(clock.now(), config.tz)
         rendered = await build_report(db, config, week)
-        sent = await deliver_report(rendered, config, publisher, mailer)
-        log.info("report.sent", week=week.label, to=sent, inquiries=rendered.report.current.inquiries)
+        sent = await deliver_report(rendered, config, publisher, queue)
+        log.info("report.sent", week=week.label, to=sent, inquiries=rendered.report.total.inquiries)
         return f"{week.label} -> {', '.join(sent) or 'nowhere'}"
 
     return run
