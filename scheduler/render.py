@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from scheduler.quality import ALL, HEADLINE_DEFINITION, PERSON_SIGNAL, Quality
 from scheduler.report import TREND_WEEKS, Operations, Series, WeeklyReport
 
-CHART_CID = "weekly-chart"
+CHART_CID = "weekly-chart@supportbot.report"
 HYGIENE_LABELS = {
     "auto_reply": "Auto-replies ignored",
     "bounce": "Bounces",
