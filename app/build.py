@@ -243,7 +243,7 @@ def build_slack(w: Wiring, **options: Any) -> SlackChannel:
 
 def report_mail_sender(settings: Settings, outbox: Outbox) -> ReportMailSender | None:
     """The weekly report's email sender, when REPORT_EMAIL and SMTP are set (IMAP is not needed to send it)."""
-    if not (settings.report_email_to and settings.smtp_host and settings.support_address):
+    if not (settings.report_email and settings.smtp_host and settings.support_address):
         return None
     return ReportMailSender(EmailSender(email_config(settings), outbox), outbox, settings.support_address)
 

@@ -39,7 +39,7 @@ def report_config(settings: Settings) -> ReportConfig:
     return ReportConfig(
         timezone=settings.timezone,
         slack_report_channel=settings.slack_report_channel,
-        report_email_to=tuple(settings.report_email_to),
+        report_email_to=tuple(settings.report_email),
         low_confidence_threshold=settings.low_confidence_threshold,
         handoff_sla_hours=settings.handoff_sla_hours,
     )

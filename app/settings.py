@@ -134,7 +134,8 @@ class Settings(BaseSettings):
     # --- scheduler ---
     timezone: str = "UTC"
     report_schedule: str = "0 9 * * mon"
-    report_email_to: CommaList = Field([], validation_alias=AliasChoices("report_email", "report_email_to"))
+    # REPORT_EMAIL (REPORT_EMAIL_TO, its earlier name, still works): managers who get the weekly report by email
+    report_email: CommaList = Field([], validation_alias=AliasChoices("report_email", "report_email_to"))
     handoff_sla_hours: float = Field(4.0, gt=0)  # the weekly report counts hand-offs waiting longer as breaches
     gaps_schedule: str = "0 8 * * *"
     kb_sync_schedule: str = "*/30 * * * *"
@@ -155,7 +156,7 @@ class Settings(BaseSettings):
         "slack_agent_users",
         "slack_link_domains",
         "email_bot_addresses",
-        "report_email_to",
+        "report_email",
         mode="before",
     )(_split_commas)
 

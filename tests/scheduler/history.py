@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from bot.messages import Channel, Citation, InboundMessage, Outcome, Reply
 from bot.store.conversations import ConversationStore, Trace
@@ -81,9 +81,9 @@ class History:
 
 
 def _plan(rng: random.Random, n: int, at: datetime, outcome: str | None = None) -> Planned:
-    outcome = outcome or rng.choices(
-        ["answered", "answered_offer", "abstained", "handoff", "failed"], [45, 20, 15, 12, 8]
-    )[0]
+    outcome = (
+        outcome or rng.choices(["answered", "answered_offer", "abstained", "handoff", "failed"], [45, 20, 15, 12, 8])[0]
+    )
     p = Planned(
         n=n,
         at=at,
@@ -105,7 +105,7 @@ def _plan(rng: random.Random, n: int, at: datetime, outcome: str | None = None) 
     return p
 
 
-def plan_history(seed: int = 49, per_week: int = 22) -> History:
+def plan_history(seed: int = 49, per_week: int = 16) -> History:
     rng = random.Random(seed)
     history = History()
     for start in WEEK_STARTS:
@@ -129,7 +129,6 @@ async def seed(db: Database, history: History) -> None:
     clock = ManualClock()
     conversations = ConversationStore(db, clock, Outbox(db, clock))
     feedback = FeedbackStore(db, clock)
-    turn_ids: list[int] = []
     for p in history.planned:
         clock.current = p.at
         msg = _msg(p, "q", p.at, p.question)
@@ -137,9 +136,6 @@ async def seed(db: Database, history: History) -> None:
         trace = Trace(p.outcome, p.question, "answer", 10.0, {}, confidence=0.5, citations=citations)
         reply = _reply(msg, p.outcome)
         await conversations.record_turn(msg, trace, [reply])
-        async with db.sessions() as session:
-            p.turn_id = int((await session.execute(select(func.max(TurnRow.id)))).scalar_one())
-        turn_ids.append(p.turn_id)
         for voter, value in enumerate(p.votes):
             await feedback.record(p.channel, msg.conversation_key, reply.idempotency_key, f"U{voter}", value)
         if p.outcome == "handoff":
@@ -148,7 +144,9 @@ async def seed(db: Database, history: History) -> None:
             clock.current = p.at + p.escalate_after
             if p.escalation in ("handoff", "late"):
                 follow = _msg(p, "h", clock.current, "can I talk to a person?")
-                await conversations.record_turn(follow, Trace("handoff", follow.text, "ok", 1.0, {}), [_reply(follow, "handoff")])
+                await conversations.record_turn(
+                    follow, Trace("handoff", follow.text, "ok", 1.0, {}), [_reply(follow, "handoff")]
+                )
                 await conversations.mark_escalated(p.channel, msg.conversation_key)
             elif p.escalation == "button":
                 await conversations.mark_escalated(p.channel, msg.conversation_key)
@@ -168,12 +166,19 @@ async def seed(db: Database, history: History) -> None:
         if p.person_after is not None and p.escalated_at is not None:
             clock.current = p.escalated_at + p.person_after
             await conversations.record_human_message(p.channel, msg.conversation_key, "UAGENT", "on it", f"a-{p.n}")
+    async with db.sessions() as session:
+        rows = await session.execute(select(TurnRow.message_id, TurnRow.id).where(TurnRow.role == "bot"))
+        ids = dict(rows.tuples().all())
+    for p in history.planned:
+        p.turn_id = ids[f"{p.channel.value}:m-{p.n}-q:0"]
     async with db.transaction() as session:
         await session.execute(update(OutboxRow).values(status="sent"))  # the answers went out long ago
         for p in history.planned:
             if p.verdict:
                 session.add(
-                    ReviewVerdictRow(turn_id=p.turn_id, verdict=p.verdict, reviewer="lead", created_at=p.at + timedelta(days=1))
+                    ReviewVerdictRow(
+                        turn_id=p.turn_id, verdict=p.verdict, reviewer="lead", created_at=p.at + timedelta(days=1)
+                    )
                 )
         report_week = [p for p in history.planned if p.at >= WEEK_STARTS[-1]]
         groups = [

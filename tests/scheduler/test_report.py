@@ -261,7 +261,9 @@ async def test_every_figure_matches_the_seeded_history_in_text_slack_and_email(d
     await deliver_report(rendered, CONFIG, None, outbox)
     transport = Transport()
     dispatcher = OutboxDispatcher(outbox, {})
-    dispatcher.register(Channel.EMAIL, ReportMailSender(transport, outbox, "Support <help@shop.example>"), kind=REPORT_KIND)
+    dispatcher.register(
+        Channel.EMAIL, ReportMailSender(transport, outbox, "Support <help@shop.example>"), kind=REPORT_KIND
+    )
     assert await dispatcher.flush_once() == 1
     assert await dispatcher.flush_once() == 0 and not await dispatcher.deliver_now(report_key(REPORT_WEEK))
     [mail] = transport.sent
