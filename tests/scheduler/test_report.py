@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import html
 import io
+import random
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 from slack_sdk.web.async_client import AsyncWebClient
 
+from app.commands import report_command
+from app.jobs import report_config
+from app.settings import Settings
 from bot.delivery import OutboxDispatcher
 from bot.messages import Channel
 from bot.store.db import Database
@@ -222,10 +228,10 @@ class Transport:
         self.sent.append(msg)
 
 
-async def test_every_figure_matches_the_seeded_history_in_text_slack_and_email(db: Database) -> None:
+async def test_every_figure_matches_the_seeded_history_in_text_slack_and_email(sqlite_db: Database) -> None:
     history = plan_history()
-    await seed(db, history)
-    rendered = await build_report(db, CONFIG, parse_week(REPORT_WEEK, UTC))
+    await seed(sqlite_db, history)
+    rendered = await build_report(sqlite_db, CONFIG, parse_week(REPORT_WEEK, UTC))
     report = rendered.report
     assert [p.label for p in report.trend] == [f"2026-W{n}" for n in range(42, 50)]
     headline, sections = _expected_sections(history)
@@ -242,7 +248,7 @@ async def test_every_figure_matches_the_seeded_history_in_text_slack_and_email(d
     # Slack, as the fake Slack received it
     fake = await FakeSlack().start()
     clock = ManualClock(SENT_AT)
-    outbox = Outbox(db, clock)
+    outbox = Outbox(sqlite_db, clock)
     try:
         publisher = SlackReportPublisher(AsyncWebClient(token="xoxb-test", base_url=fake.api_url))
         assert await deliver_report(rendered, CONFIG, publisher, outbox) == ["email:2", "slack:CMANAGERS"]
@@ -295,12 +301,8 @@ async def test_every_figure_matches_the_seeded_history_in_text_slack_and_email(d
     assert all(len(s.values) == 8 for s in report.series)
 
 
-async def test_half_the_answers_undone_by_a_thumbs_down_or_an_escalation_is_not_above_half(
-    sqlite_db: Database,
-) -> None:
-    """Ten answers, all confident; three got a 👎 and two were followed by a ticket within a day."""
-    import random
-
+def _half_undone() -> History:
+    """Ten confident answers in the report week: three got a 👎, two were followed by a ticket within a day."""
     rng = random.Random(7)
     history = History()
     for n in range(10):
@@ -310,12 +312,37 @@ async def test_half_the_answers_undone_by_a_thumbs_down_or_an_escalation_is_not_
         p.escalation = "ticket" if n in (3, 4) else ""
         p.escalate_after = timedelta(hours=2)
         history.planned.append(p)
-    await seed(sqlite_db, history)
+    return history
+
+
+async def test_half_the_answers_undone_by_a_thumbs_down_or_an_escalation_is_not_above_half(
+    sqlite_db: Database,
+) -> None:
+    await seed(sqlite_db, _half_undone())
     rendered = await build_report(sqlite_db, CONFIG, parse_week(REPORT_WEEK, UTC))
     total = rendered.report.total
     assert (total.answers, total.thumbs_down, total.escalated_after, total.resolved) == (10, 3, 2, 5)
     assert total.resolved_rate is not None and total.resolved_rate <= 0.5
     assert "Resolved without a person: 5 of 10 (50%) of inquiries" in rendered.text
+
+
+async def test_dry_run_prints_the_report_and_writes_the_chart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`supportbot report --week ... --dry-run` prints what Slack and email would get, and says where the chart is."""
+    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    db = Database(settings.resolved_database_url)
+    await db.upgrade()
+    try:
+        await seed(db, _half_undone())
+        rendered = await build_report(db, report_config(settings), parse_week(REPORT_WEEK, UTC))
+    finally:
+        await db.dispose()
+    assert await report_command(settings, week=REPORT_WEEK, dry_run=True, out=None) == 0
+    chart = tmp_path / "reports" / f"support-report-{REPORT_WEEK}.png"
+    assert capsys.readouterr().out == f"{rendered.text}\nchart written to {chart}\n"
+    with Image.open(chart) as png:
+        assert png.format == "PNG" and png.size == (1000, 600)
 
 
 async def test_quiet_week_is_an_honest_report(sqlite_db: Database) -> None:
