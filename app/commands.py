@@ -16,8 +16,7 @@ from bot.store.privacy import PrivacyStore
 from escalation.tickets import format_tickets
 from scheduler.gaps import format_gaps, list_gaps
 from scheduler.jobs import job_table
-from scheduler.mail import report_key
-from scheduler.publish import build_report, deliver_report
+from scheduler.publish import build_report, deliver_report, report_key
 from scheduler.report import last_complete_week, parse_week
 from scheduler.runs import run_job
 
@@ -52,16 +51,21 @@ async def report_command(settings: Settings, *, week: str | None, dry_run: bool,
             print(rendered.text)
             print(f"chart written to {path}")
             return 0
-        slack, mail = ctx.report_delivery()
-        if slack is None and mail is None:
+        dispatcher = ctx.report_delivery()
+        if dispatcher is None:
             raise ConfigError(
-                "no way to deliver the report: set Slack settings or REPORT_EMAIL with SMTP, or use --dry-run"
+                "no way to deliver the report: set Slack and SLACK_REPORT_CHANNEL, or REPORT_EMAIL with SMTP, "
+                "or use --dry-run"
             )
-        sent = await deliver_report(rendered, report_config(settings), slack, ctx.outbox() if mail else None)
-        if mail is not None and not await mail.deliver_now(report_key(which.label)):
-            print(f"the {which.label} email was sent before or is being sent: not sent again")
+        queued = await deliver_report(rendered, report_config(settings), ctx.outbox())
+        sent = []
+        for where in queued:
+            if await dispatcher.deliver_now(report_key(where.split(":")[0], which.label)):
+                sent.append(where)
+            else:
+                print(f"{where}: the {which.label} report was sent before, or is queued for a retry; not sent now")
     print(f"report for {which.label} delivered to {', '.join(sent) or 'nobody'}")
-    return 0
+    return 0 if sent or queued else 1
 
 
 async def gaps_command(settings: Settings) -> int:

@@ -38,8 +38,8 @@ def report_config(settings: Settings) -> ReportConfig:
     """What the weekly report and the gap backlog need from the settings."""
     return ReportConfig(
         timezone=settings.timezone,
-        slack_report_channel=settings.slack_report_channel,
-        report_email_to=tuple(settings.report_email),
+        slack_report_channel=settings.slack_report_channel if settings.slack_enabled else "",
+        report_email_to=tuple(settings.report_email) if settings.smtp_host and settings.support_address else (),
         low_confidence_threshold=settings.low_confidence_threshold,
         handoff_sla_hours=settings.handoff_sla_hours,
     )
@@ -81,7 +81,7 @@ def app_jobs(w: Wiring, *, slack: SlackChannel | None) -> dict[str, JobFn]:
             return await privacy.purge(w.clock.now() - timedelta(days=days))
 
         jobs["retention"] = retention
-    jobs["weekly_report"] = weekly_report_job(w.db, report_config(settings), w.clock, slack, w.outbox)
+    jobs["weekly_report"] = weekly_report_job(w.db, report_config(settings), w.clock, w.outbox)
     if w.embedder is not None:
         jobs["knowledge_gaps"] = gaps_job(
             gap_backlog(w.db, w.clock, w.embedder, w.knowledge, settings), report_config(settings), slack

@@ -17,11 +17,10 @@ from bot import metrics
 from bot.errors import PermanentDeliveryError
 from bot.messages import Channel, Reply
 from bot.ports import ReplySender
+from bot.reports import DELIVERY_KIND
 from bot.store.outbox import DEAD, Outbox, OutboxItem
 
 log = structlog.get_logger(__name__)
-
-DELIVERY_KIND = "delivery_kind"  # Reply.metadata key naming a special sender for the reply (see `register`)
 
 
 class OutboxDispatcher:
@@ -42,8 +41,8 @@ class OutboxDispatcher:
         self._flush_lock = asyncio.Lock()
 
     def register(self, channel: Channel, sender: ReplySender, *, kind: str = "") -> None:
-        """Deliver the channel's replies through `sender`; with `kind`, only replies whose `metadata[DELIVERY_KIND]` is
-        `kind` (the weekly report's email is not a customer reply, though it leaves by the same SMTP server)."""
+        """Deliver the channel's replies through `sender`; with `kind`, only replies whose `metadata[DELIVERY_KIND]`
+        is `kind` (the weekly report is not a customer reply, though it leaves by the same Slack or SMTP server)."""
         self._senders[(channel, kind)] = sender
 
     async def deliver_now(self, idempotency_key: str) -> bool:

@@ -1,7 +1,10 @@
-"""Delivering the weekly report: to Slack through `ReportPublisher` (blocks and the chart), and by email through
-the outbox (`scheduler.mail`), so the email goes out once per week whatever retries or crashes happen.
+"""Delivering the weekly report: queued in the outbox (`bot.reports`), one row per destination and week, so it
+goes out once per week whatever retries, second schedulers or crashes happen. The Slack report sender (Block Kit
+and the chart as a file) and `scheduler.mail.ReportMailSender` (HTML with the chart inline, and a text part)
+deliver it; the composition root registers them with the outbox dispatcher.
 
-The Slack channel implements `ReportPublisher`; the scheduler never imports a channel.
+`ReportPublisher` is the port the gap backlog posts through (the Slack channel implements it); the scheduler never
+imports a channel.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ from typing import Any, Protocol
 
 import structlog
 
-from bot.messages import Reply
+from bot.messages import Channel, Reply
 from bot.ports import Clock
+from bot.reports import ReportParts, report_reply
 from bot.store.db import Database
 from scheduler.blocks import render_blocks
 from scheduler.chart import render_chart
 from scheduler.config import ReportConfig
 from scheduler.jobs import JobFn
-from scheduler.mail import report_reply
 from scheduler.render import ReportDocument, render_html, render_text, report_document
 from scheduler.report import Week, WeeklyReport, last_complete_week, weekly_report
 
@@ -35,9 +38,14 @@ class ReportPublisher(Protocol):
 
 
 class ReportQueue(Protocol):
-    """Where the report email is queued (implemented by `bot.store.outbox.Outbox`; a repeated key is ignored)."""
+    """Where reports are queued (implemented by `bot.store.outbox.Outbox`; a repeated key is ignored)."""
 
     async def enqueue(self, *replies: Reply) -> None: ...
+
+
+def report_key(destination: str, week_label: str) -> str:
+    """The outbox idempotency key of a week's report to one destination ("slack" or "email"): once per week."""
+    return f"report:{destination}:{week_label}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,54 +70,36 @@ async def build_report(db: Database, config: ReportConfig, week: Week) -> Render
     return RenderedReport(report, doc, render_text(doc), render_blocks(doc), render_html(doc), render_chart(report))
 
 
-async def deliver_report(
-    rendered: RenderedReport,
-    config: ReportConfig,
-    publisher: ReportPublisher | None,
-    queue: ReportQueue | None = None,
-) -> list[str]:
-    """Queue the email to `REPORT_EMAIL` and post to `SLACK_REPORT_CHANNEL`, when configured; returns where it went.
-
-    The email is queued first: queuing is idempotent, so if the Slack post fails and the job is retried, the
-    email is not queued twice.
-    """
-    sent: list[str] = []
-    if queue is not None and config.report_email_to:
-        doc = rendered.document
-        await queue.enqueue(
-            report_reply(
-                rendered.report.week.label,
-                config.report_email_to,
-                doc.title,
-                rendered.text,
-                rendered.html,
-                rendered.png,
-            )
+async def deliver_report(rendered: RenderedReport, config: ReportConfig, queue: ReportQueue) -> list[str]:
+    """Queue the report for `SLACK_REPORT_CHANNEL` and `REPORT_EMAIL` (those configured) in one transaction; the
+    outbox dispatcher delivers each once. Queuing a week again (a retried job, a second scheduler, the command
+    run by hand) changes nothing. Returns where it goes."""
+    week, doc = rendered.report.week.label, rendered.document
+    replies, to = [], []
+    if config.slack_report_channel:
+        parts = ReportParts(
+            doc.title, rendered.text, blocks=tuple(rendered.blocks), png=rendered.png, filename=rendered.filename
         )
-        sent.append(f"email:{len(config.report_email_to)}")
-    if publisher is not None and config.slack_report_channel:
-        await publisher.post_report(
-            config.slack_report_channel, rendered.text, rendered.blocks, rendered.png, rendered.filename
-        )
-        sent.append(f"slack:{config.slack_report_channel}")
-    if not sent:
+        replies.append(report_reply(Channel.SLACK, report_key("slack", week), config.slack_report_channel, parts))
+        to.append(f"slack:{config.slack_report_channel}")
+    if config.report_email_to:
+        parts = ReportParts(doc.title, rendered.text, html=rendered.html, png=rendered.png)
+        replies.append(report_reply(Channel.EMAIL, report_key("email", week), ", ".join(config.report_email_to), parts))
+        to.append(f"email:{len(config.report_email_to)}")
+    if replies:
+        await queue.enqueue(*replies)
+    else:
         log.warning("report.not_delivered", reason="no SLACK_REPORT_CHANNEL or REPORT_EMAIL configured")
-    return sent
+    return to
 
 
-def weekly_report_job(
-    db: Database,
-    config: ReportConfig,
-    clock: Clock,
-    publisher: ReportPublisher | None,
-    queue: ReportQueue | None = None,
-) -> JobFn:
-    """The `weekly_report` job: last complete week, rendered and delivered."""
+def weekly_report_job(db: Database, config: ReportConfig, clock: Clock, queue: ReportQueue) -> JobFn:
+    """The `weekly_report` job: last complete week, rendered and queued for delivery."""
 
     async def run() -> str:
         week = last_complete_week(clock.now(), config.tz)
         rendered = await build_report(db, config, week)
-        sent = await deliver_report(rendered, config, publisher, queue)
+        sent = await deliver_report(rendered, config, queue)
         log.info("report.sent", week=week.label, to=sent, inquiries=rendered.report.total.inquiries)
         return f"{week.label} -> {', '.join(sent) or 'nowhere'}"
 

@@ -23,12 +23,13 @@ from app.jobs import report_config
 from app.settings import Settings
 from bot.delivery import OutboxDispatcher
 from bot.messages import Channel
+from bot.reports import REPORT_KIND
 from bot.store.db import Database
 from bot.store.outbox import Outbox
-from channels.slack.report import SlackReportPublisher
+from channels.slack.report import SlackReportPublisher, SlackReportSender
 from scheduler.config import ReportConfig
-from scheduler.mail import REPORT_KIND, ReportMailSender, report_key
-from scheduler.publish import build_report, deliver_report
+from scheduler.mail import ReportMailSender
+from scheduler.publish import build_report, deliver_report, report_key
 from scheduler.render import CHART_CID
 from scheduler.report import parse_week
 from tests.conftest import ManualClock
@@ -245,13 +246,23 @@ async def test_every_figure_matches_the_seeded_history_in_text_slack_and_email(s
     for title, pairs in sections.items():
         assert got[title] == pairs, title
 
-    # Slack, as the fake Slack received it
+    # queued in the outbox (twice: a retried job), delivered once to the fake Slack and the SMTP transport
     fake = await FakeSlack().start()
     clock = ManualClock(SENT_AT)
     outbox = Outbox(sqlite_db, clock)
+    transport = Transport()
+    dispatcher = OutboxDispatcher(outbox, {})
+    publisher = SlackReportPublisher(AsyncWebClient(token="xoxb-test", base_url=fake.api_url))
+    dispatcher.register(Channel.SLACK, SlackReportSender(publisher, outbox), kind=REPORT_KIND)
+    mail_sender = ReportMailSender(transport, outbox, "Support <help@shop.example>")
+    dispatcher.register(Channel.EMAIL, mail_sender, kind=REPORT_KIND)
     try:
-        publisher = SlackReportPublisher(AsyncWebClient(token="xoxb-test", base_url=fake.api_url))
-        assert await deliver_report(rendered, CONFIG, publisher, outbox) == ["email:2", "slack:CMANAGERS"]
+        assert await deliver_report(rendered, CONFIG, outbox) == ["slack:CMANAGERS", "email:2"]
+        assert await deliver_report(rendered, CONFIG, outbox) == ["slack:CMANAGERS", "email:2"]
+        assert await dispatcher.flush_once() == 2
+        assert await dispatcher.flush_once() == 0
+        assert not await dispatcher.deliver_now(report_key("slack", REPORT_WEEK))
+        assert not await dispatcher.deliver_now(report_key("email", REPORT_WEEK))
         [posted] = fake.messages
         assert posted.channel == "CMANAGERS"
         assert list(fake.uploads.values()) == [rendered.png]
@@ -263,15 +274,7 @@ async def test_every_figure_matches_the_seeded_history_in_text_slack_and_email(s
     slack_text = _slack_text(posted.blocks)
     assert f"*{headline}*" in slack_text and rendered.document.definition in slack_text
 
-    # the email, through the outbox: queued again by a retried job, sent once
-    await deliver_report(rendered, CONFIG, None, outbox)
-    transport = Transport()
-    dispatcher = OutboxDispatcher(outbox, {})
-    dispatcher.register(
-        Channel.EMAIL, ReportMailSender(transport, outbox, "Support <help@shop.example>"), kind=REPORT_KIND
-    )
-    assert await dispatcher.flush_once() == 1
-    assert await dispatcher.flush_once() == 0 and not await dispatcher.deliver_now(report_key(REPORT_WEEK))
+    # the email: text part, HTML part with the chart inline
     [mail] = transport.sent
     assert mail["To"] == "boss@shop.example, lead@shop.example" and mail["Subject"] == rendered.document.title
     plain, page = mail.get_body(("plain",)), mail.get_body(("html",))
@@ -351,4 +354,28 @@ async def test_quiet_week_is_an_honest_report(sqlite_db: Database) -> None:
     assert "No inquiries this week." in rendered.text
     assert "Median / p90" in rendered.text and "— / —" in rendered.text
     assert rendered.png.startswith(b"\x89PNG\r\n\x1a\n")
-    assert await deliver_report(rendered, ReportConfig(), None, None) == []  # nothing configured: nothing sent
+    outbox = Outbox(sqlite_db, ManualClock())
+    assert await deliver_report(rendered, ReportConfig(), outbox) == []  # nothing configured: nothing queued
+    assert await outbox.stats() == (0, 0.0, 0)
+
+
+async def test_a_slack_upload_that_fails_is_retried_without_posting_the_report_twice(sqlite_db: Database) -> None:
+    """The report is posted, the chart upload fails (a crash between the two would look the same to the outbox):
+    the retry uploads the chart and does not post the report again."""
+    rendered = await build_report(sqlite_db, CONFIG, parse_week(REPORT_WEEK, UTC))
+    fake = await FakeSlack().start()
+    clock = ManualClock(SENT_AT)
+    outbox = Outbox(sqlite_db, clock)
+    dispatcher = OutboxDispatcher(outbox, {})
+    publisher = SlackReportPublisher(AsyncWebClient(token="xoxb-test", base_url=fake.api_url))
+    dispatcher.register(Channel.SLACK, SlackReportSender(publisher, outbox), kind=REPORT_KIND)
+    try:
+        await deliver_report(rendered, ReportConfig(timezone="UTC", slack_report_channel="CMANAGERS"), outbox)
+        fake.error("files.getUploadURLExternal", "internal_error")
+        assert await dispatcher.flush_once() == 0
+        assert len(fake.messages) == 1 and not fake.uploads
+        clock.advance(3600)
+        assert await dispatcher.flush_once() == 1
+        assert len(fake.messages) == 1 and list(fake.uploads.values()) == [rendered.png]
+    finally:
+        await fake.stop()
