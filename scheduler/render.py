@@ -213,7 +213,8 @@ def render_html(doc: ReportDocument, chart_cid: str = CHART_CID) -> str:
         f"<h2>{esc(doc.title)}</h2>",
         f"<p style='font-size:1.3em'><strong>{esc(doc.headline)}</strong></p>",
         f"<p><small>{esc(doc.definition)}</small></p>",
-        f"<p><img src='cid:{esc(chart_cid)}' alt='{TREND_WEEKS}-week trend chart' width='1000'></p>",
+        f"<p><img src='cid:{esc(chart_cid)}' alt='{TREND_WEEKS}-week trend chart' width='1000'"
+        " style='max-width:100%'></p>",
     ]
     for section in doc.sections:
         parts.append(f"<h3>{esc(section.title)}</h3>")
