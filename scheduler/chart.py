@@ -48,9 +48,13 @@ def render_chart(report: WeeklyReport) -> bytes:
 
 def _panel(axes: Any, s: Series, labels: list[str]) -> None:
     values = [float("nan") if v is None else v for v in s.values]
-    axes.plot(labels, values, marker="o", color="#1565c0")
+    x = list(range(len(labels)))  # positions, not categories: a week without a value keeps its place
+    axes.plot(x, values, marker="o", color="#1565c0")
     if s.now is not None:
-        axes.plot([labels[-1]], [s.now], marker="o", markersize=9, color="#c62828")
-    axes.set_title(s.name.replace("👎", "Thumbs-down"), fontsize=10)  # the default font has no emoji
+        axes.plot([x[-1]], [s.now], marker="o", markersize=9, color="#c62828")
+    axes.set_xticks(x, labels)
+    axes.set_xlim(-0.5, len(labels) - 0.5)
+    unit = ", minutes" if s.unit == "minutes" else ""
+    axes.set_title(s.name.replace("👎", "Thumbs-down") + unit, fontsize=10)  # the default font has no emoji
     axes.tick_params(axis="x", labelsize=7)
     axes.grid(alpha=0.3)

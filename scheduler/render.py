@@ -143,7 +143,8 @@ def headline(report: WeeklyReport) -> str:
 
 
 def _channel_title(q: Quality) -> str:
-    return f"All channels: {q.inquiries} inquiries" if q.channel == ALL else f"{q.channel}: {q.inquiries} inquiries"
+    count = f"{q.inquiries} inquir{'y' if q.inquiries == 1 else 'ies'}"
+    return f"All channels: {count}" if q.channel == ALL else f"{q.channel}: {count}"
 
 
 def report_document(report: WeeklyReport) -> ReportDocument:

@@ -100,7 +100,8 @@ def _expected_sections(history: History) -> tuple[str, dict[str, dict[str, str]]
     sections: dict[str, dict[str, str]] = {}
     for channel, counts in now.by_channel.items():
         title = "All channels" if channel == "all" else channel
-        sections[f"{title}: {counts['inquiries']} inquiries"] = _channel_pairs(counts)
+        n = counts["inquiries"]
+        sections[f"{title}: {n} inquir{'y' if n == 1 else 'ies'}"] = _channel_pairs(counts)
     sections["Time to a person"] = {
         "Hand-offs": str(now.handoffs),
         "Median / p90": f"{_minutes(nearest_rank(now.waits, 50))} / {_minutes(nearest_rank(now.waits, 90))}",
