@@ -23,7 +23,9 @@ from bot.conversation import ConversationService, Policy
 from bot.delivery import OutboxDispatcher
 from bot.inquiries import InquiryPipeline
 from bot.logging import configure_logging
-from bot.ports import Clock, Embedder, KnowledgeEngine, KnowledgeIndex, SpendMeter, SystemClock
+from bot.messages import Channel
+from bot.ports import Clock, Embedder, KnowledgeEngine, KnowledgeIndex, ReplySender, SpendMeter, SystemClock
+from bot.reports import REPORT_KIND
 from bot.senders import SenderGuard, SenderLimits
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
@@ -38,10 +40,11 @@ from channels.email import EmailChannel, EmailConfig, PollerPorts
 from channels.email.sender import EmailSender
 from channels.slack import SlackChannel, SlackConfig
 from channels.slack.client import build_web_client
-from channels.slack.report import SlackReportPublisher
+from channels.slack.report import SlackReportPublisher, SlackReportSender
 from escalation import EscalationConfig, EscalationService, TicketBackendConfig, build_escalation
 from knowledge import KnowledgeService, build_knowledge
 from knowledge.config import KnowledgeConfig
+from scheduler.mail import ReportMailSender
 
 
 def offline_environment() -> None:
@@ -178,6 +181,8 @@ async def build_service(
     feedback = FeedbackStore(db, clock)
     actions = ActionService(conversations, feedback, escalation, ActionPolicy(frozenset(settings.slack_agent_users)))
     dispatcher = OutboxDispatcher(outbox, {}, interval=settings.outbox_flush_seconds)
+    for channel, sender in report_senders(settings, outbox).items():
+        dispatcher.register(channel, sender, kind=REPORT_KIND)
     pipeline = InquiryPipeline(ledger, InboundRouter(service, actions), on_replies=dispatcher.on_replies)
     return Wiring(
         settings=settings,
@@ -234,6 +239,19 @@ def build_slack(w: Wiring, **options: Any) -> SlackChannel:
         clock=w.clock,
         **options,
     )
+
+
+def report_senders(settings: Settings, outbox: Outbox) -> dict[Channel, ReplySender]:
+    """The outbox's senders for queued weekly reports: Slack when it is on and SLACK_REPORT_CHANNEL is set; email
+    when REPORT_EMAIL, SMTP_HOST and SUPPORT_ADDRESS are set (IMAP is not needed to send it)."""
+    senders: dict[Channel, ReplySender] = {}
+    if settings.slack_enabled and settings.slack_report_channel:
+        publisher = SlackReportPublisher(build_web_client(slack_config(settings)))
+        senders[Channel.SLACK] = SlackReportSender(publisher, outbox)
+    if settings.report_email and settings.smtp_host and settings.support_address:
+        transport = EmailSender(email_config(settings), outbox)
+        senders[Channel.EMAIL] = ReportMailSender(transport, outbox, settings.support_address)
+    return senders
 
 
 def email_config(settings: Settings, **overrides: Any) -> EmailConfig:
@@ -353,12 +371,17 @@ class CommandContext:
     async def channels(self) -> tuple[SlackChannel | None, EmailChannel | None]:
         return build_channels(await self.wiring())
 
-    def report_delivery(self) -> tuple[SlackReportPublisher | None, EmailSender | None]:
-        """Only what delivering a report needs: a Slack web client and an SMTP sender (no channel, no engine)."""
-        settings = self.settings
-        slack = SlackReportPublisher(build_web_client(slack_config(settings))) if settings.slack_enabled else None
-        email = EmailSender(email_config(settings), self.outbox()) if settings.email_enabled else None
-        return slack, email
+    def report_delivery(self) -> OutboxDispatcher | None:
+        """Only what delivering a report needs: a dispatcher that knows only the report senders (no channel, no
+        engine); None when there is nowhere to deliver a report."""
+        outbox = self.outbox()
+        senders = report_senders(self.settings, outbox)
+        if not senders:
+            return None
+        dispatcher = OutboxDispatcher(outbox, {})
+        for channel, sender in senders.items():
+            dispatcher.register(channel, sender, kind=REPORT_KIND)
+        return dispatcher
 
 
 def build_for_command(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> CommandContext:

@@ -16,7 +16,7 @@ from bot.store.privacy import PrivacyStore
 from escalation.tickets import format_tickets
 from scheduler.gaps import format_gaps, list_gaps
 from scheduler.jobs import job_table
-from scheduler.publish import build_report, deliver_report
+from scheduler.publish import build_report, deliver_report, report_key
 from scheduler.report import last_complete_week, parse_week
 from scheduler.runs import run_job
 
@@ -49,14 +49,23 @@ async def report_command(settings: Settings, *, week: str | None, dry_run: bool,
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(rendered.png)
             print(rendered.text)
-            print(f"\nchart written to {path}")
+            print(f"chart written to {path}")
             return 0
-        if not (settings.slack_enabled or settings.email_enabled):
-            raise ConfigError("no channel to deliver the report to: set Slack or email settings, or use --dry-run")
-        slack, email = ctx.report_delivery()
-        sent = await deliver_report(rendered, report_config(settings), slack, email)
+        dispatcher = ctx.report_delivery()
+        if dispatcher is None:
+            raise ConfigError(
+                "no way to deliver the report: set Slack and SLACK_REPORT_CHANNEL, or REPORT_EMAIL with SMTP, "
+                "or use --dry-run"
+            )
+        queued = await deliver_report(rendered, report_config(settings), ctx.outbox())
+        sent = []
+        for where in queued:
+            if await dispatcher.deliver_now(report_key(where.split(":")[0], which.label)):
+                sent.append(where)
+            else:
+                print(f"{where}: the {which.label} report was sent before, or is queued for a retry; not sent now")
     print(f"report for {which.label} delivered to {', '.join(sent) or 'nobody'}")
-    return 0
+    return 0 if sent or queued else 1
 
 
 async def gaps_command(settings: Settings) -> int:
@@ -76,8 +85,8 @@ async def tickets_command(settings: Settings, *, limit: int) -> int:
 async def job_command(settings: Settings, name: str) -> int:
     async with build_for_command(settings) as ctx:
         services = await ctx.wiring()
-        slack, email = await ctx.channels()
-        jobs = job_table(scheduler_config(settings), app_jobs(services, slack=slack, email=email))
+        slack, _email = await ctx.channels()
+        jobs = job_table(scheduler_config(settings), app_jobs(services, slack=slack))
         result = await run_job(services.db, services.clock, jobs, name)
     print(f"{result.job}: {result.status} {result.detail}".rstrip())
     return 0 if result.status != "failed" else 1

@@ -14,7 +14,6 @@ from app.wiring import Wiring
 from bot.ports import Clock, Embedder, KnowledgeEngine
 from bot.store.db import Database
 from bot.store.privacy import PrivacyStore
-from channels.email import EmailChannel
 from channels.slack import SlackChannel
 from scheduler.config import ReportConfig, RetryPolicy, SchedulerConfig
 from scheduler.gaps import GapBacklog, confident_with, gaps_job
@@ -39,9 +38,10 @@ def report_config(settings: Settings) -> ReportConfig:
     """What the weekly report and the gap backlog need from the settings."""
     return ReportConfig(
         timezone=settings.timezone,
-        slack_report_channel=settings.slack_report_channel,
-        report_email_to=tuple(settings.report_email_to),
+        slack_report_channel=settings.slack_report_channel if settings.slack_enabled else "",
+        report_email_to=tuple(settings.report_email) if settings.smtp_host and settings.support_address else (),
         low_confidence_threshold=settings.low_confidence_threshold,
+        handoff_sla_hours=settings.handoff_sla_hours,
     )
 
 
@@ -57,7 +57,7 @@ def gap_backlog(
     )
 
 
-def app_jobs(w: Wiring, *, slack: SlackChannel | None, email: EmailChannel | None) -> dict[str, JobFn]:
+def app_jobs(w: Wiring, *, slack: SlackChannel | None) -> dict[str, JobFn]:
     """Every job this process can run, by the names `scheduler.jobs` schedules."""
     settings = w.settings
     jobs: dict[str, JobFn] = {}  # the outbox and the mailbox have loops of their own (one owner per loop)
@@ -81,7 +81,7 @@ def app_jobs(w: Wiring, *, slack: SlackChannel | None, email: EmailChannel | Non
             return await privacy.purge(w.clock.now() - timedelta(days=days))
 
         jobs["retention"] = retention
-    jobs["weekly_report"] = weekly_report_job(w.db, report_config(settings), w.clock, slack, email)
+    jobs["weekly_report"] = weekly_report_job(w.db, report_config(settings), w.clock, w.outbox)
     if w.embedder is not None:
         jobs["knowledge_gaps"] = gaps_job(
             gap_backlog(w.db, w.clock, w.embedder, w.knowledge, settings), report_config(settings), slack

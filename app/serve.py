@@ -63,7 +63,7 @@ class SupportApp:
         slack, email = build_channels(services)
         self.channels = [c for c in (slack, email) if c is not None]
         config = scheduler_config(settings)
-        jobs = job_table(config, app_jobs(services, slack=slack, email=email))
+        jobs = job_table(config, app_jobs(services, slack=slack))
         self.scheduler = build_scheduler(config, services.leases, services.db, jobs, clock=services.clock)
         for channel in self.channels:
             await channel.start()

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -134,7 +134,9 @@ class Settings(BaseSettings):
     # --- scheduler ---
     timezone: str = "UTC"
     report_schedule: str = "0 9 * * mon"
-    report_email_to: CommaList = []
+    # REPORT_EMAIL (REPORT_EMAIL_TO, its earlier name, still works): managers who get the weekly report by email
+    report_email: CommaList = Field([], validation_alias=AliasChoices("report_email", "report_email_to"))
+    handoff_sla_hours: float = Field(4.0, gt=0)  # the weekly report counts hand-offs waiting longer as breaches
     gaps_schedule: str = "0 8 * * *"
     kb_sync_schedule: str = "*/30 * * * *"
     outbox_flush_seconds: float = Field(5.0, gt=0)
@@ -154,7 +156,7 @@ class Settings(BaseSettings):
         "slack_agent_users",
         "slack_link_domains",
         "email_bot_addresses",
-        "report_email_to",
+        "report_email",
         mode="before",
     )(_split_commas)
 

@@ -17,6 +17,7 @@ from bot import metrics
 from bot.errors import PermanentDeliveryError
 from bot.messages import Channel, Reply
 from bot.ports import ReplySender
+from bot.reports import DELIVERY_KIND
 from bot.store.outbox import DEAD, Outbox, OutboxItem
 
 log = structlog.get_logger(__name__)
@@ -32,15 +33,23 @@ class OutboxDispatcher:
         send_timeout: float = 60.0,
     ) -> None:
         self._outbox = outbox
-        self._senders = dict(senders)
+        self._senders: dict[tuple[Channel, str], ReplySender] = {(c, ""): s for c, s in senders.items()}
         self._interval = interval
         self._send_timeout = send_timeout  # a hung peer must not hold up every other reply
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
 
-    def register(self, channel: Channel, sender: ReplySender) -> None:
-        self._senders[channel] = sender
+    def register(self, channel: Channel, sender: ReplySender, *, kind: str = "") -> None:
+        """Deliver the channel's replies through `sender`; with `kind`, only replies whose `metadata[DELIVERY_KIND]`
+        is `kind` (the weekly report is not a customer reply, though it leaves by the same Slack or SMTP server)."""
+        self._senders[(channel, kind)] = sender
+
+    async def deliver_now(self, idempotency_key: str) -> bool:
+        """Deliver one queued reply at once (a command that cannot wait for a service's loop); False when it is
+        already sent, leased by another process, or failed (then it stays queued for a retry)."""
+        item = await self._outbox.claim(idempotency_key)
+        return item is not None and bool(await self._deliver(item))
 
     async def on_replies(self, _replies: list[Reply]) -> None:
         """Pipeline callback: new replies are in the outbox."""
@@ -73,7 +82,8 @@ class OutboxDispatcher:
 
     async def _deliver(self, item: OutboxItem) -> int:
         reply = item.reply
-        sender = self._senders.get(reply.channel)
+        kind = reply.metadata.get(DELIVERY_KIND, "")
+        sender = self._senders.get((reply.channel, kind)) if kind else self._senders.get((reply.channel, ""))
         log_ = log.bind(message_id=reply.in_reply_to, reply=reply.idempotency_key, attempt=item.attempts)
         if sender is None:
             if reply.channel in (Channel.API, Channel.CLI):  # answered in the request itself

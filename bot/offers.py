@@ -12,7 +12,7 @@ from email.utils import parseaddr
 
 
 def support_domain(support_address: str) -> str:
-    """"Support <help@shop.example>", "help@shop.example (Support)", '"help desk"@Shop.Example',
+    """ "Support <help@shop.example>", "help@shop.example (Support)", '"help desk"@Shop.Example',
     "help+bot@shop.example" and "hilfe@bücher.example" give "shop.example" ... "xn--bcher-kva.example"."""
     domain = parseaddr(support_address)[1].rpartition("@")[2].strip().rstrip(".").casefold()
     if not domain:

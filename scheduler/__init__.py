@@ -6,7 +6,8 @@ Wiring (in `app/serve.py` and `app/jobs.py`)::
 
     config = SchedulerConfig(timezone=..., report_schedule=..., ...)          # from Settings
     report = ReportConfig(timezone=..., slack_report_channel=..., ...)
-    jobs = job_table(config, {"weekly_report": weekly_report_job(db, report, clock, publisher, mailer), ...})
+    jobs = job_table(config, {"weekly_report": weekly_report_job(db, report, clock, outbox), ...})
+    dispatcher.register(Channel.SLACK, slack_report_sender, kind=REPORT_KIND)  # the report leaves via the outbox
     scheduler = build_scheduler(config, leases, db, jobs, clock=clock)
     await scheduler.start(); ...; await scheduler.stop()
 """

@@ -80,13 +80,16 @@ class ReportConfig:
 
     timezone: str = "UTC"  # TIMEZONE: weeks start on Monday 00:00 here
     slack_report_channel: str = ""  # SLACK_REPORT_CHANNEL
-    report_email_to: tuple[str, ...] = ()  # REPORT_EMAIL_TO (comma-separated)
+    report_email_to: tuple[str, ...] = ()  # REPORT_EMAIL (or REPORT_EMAIL_TO), comma-separated
     low_confidence_threshold: float = 0.55  # LOW_CONFIDENCE_THRESHOLD: answers below it are gap candidates
+    handoff_sla_hours: float = 4.0  # HANDOFF_SLA_HOURS: a hand-off waiting longer for a person is a breach
 
     def __post_init__(self) -> None:
         zone(self.timezone)
         if not 0.0 <= self.low_confidence_threshold <= 1.0:
             raise ConfigError("LOW_CONFIDENCE_THRESHOLD: between 0 and 1")
+        if self.handoff_sla_hours <= 0:
+            raise ConfigError("HANDOFF_SLA_HOURS: must be positive")
 
     @property
     def tz(self) -> tzinfo:

@@ -1,32 +1,30 @@
-"""The weekly report for managers: figures for one ISO week (in the configured time zone) and the week before.
+"""The weekly report for managers: one ISO week (in the configured time zone), its quality, its trend over the last
+eight weeks, and what to fix first.
 
 Everything is computed from the stored traces, so the report says what happened, not what metrics a process
-happened to see: bot turns (outcome, channel, tokens, cost), feedback, escalations and a person's first response,
-tickets, channel hygiene events and the knowledge-gap backlog. A week with no traffic gives zeros and `None`
-for rates and times (never a division by zero); the renderers say "no inquiries this week".
+happened to see: bot turns (outcome, confidence, channel, tokens, cost), feedback on each answer, escalations after
+answers, reviewer verdicts, a person's response to hand-offs, tickets, channel hygiene events and the knowledge-gap
+backlog (see `scheduler.quality` for the definitions). A week with no traffic gives zeros and `None` for rates and
+times (never a division by zero); the renderers say "no inquiries this week".
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from collections.abc import Iterable
+import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.messages import Outcome, Role
+from bot.messages import Role
 from bot.store.db import Database
-from bot.store.tables import ChannelEventRow, ConversationRow, FeedbackRow, GapRow, TicketRow, TurnRow
+from bot.store.tables import ChannelEventRow, TicketRow, TurnRow
+from scheduler.fixes import Fixes, disliked_documents, low_confidence_questions, top_gaps
+from scheduler.quality import PersonWait, Quality, by_channel, inquiries, person_wait
 
-ANSWERED = (Outcome.ANSWERED.value, Outcome.ANSWERED_OFFER.value)
-ABSTAINED = (Outcome.ABSTAINED.value,)
-ESCALATED = (Outcome.HANDOFF.value,)
-FAILED = (Outcome.FAILED.value,)
-INQUIRY_OUTCOMES = (*ANSWERED, *ABSTAINED, *ESCALATED, *FAILED)  # suppressed and rejected turns are not inquiries
 HYGIENE_KINDS = ("auto_reply", "bounce", "list", "loop", "quarantined")
+TREND_WEEKS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,21 +68,9 @@ def last_complete_week(now: datetime, tz: tzinfo) -> Week:
 
 
 @dataclass(frozen=True, slots=True)
-class WeekFigures:
-    """The figures for one week."""
+class Operations:
+    """What the week cost and what the channels did besides answering."""
 
-    inquiries: int
-    by_channel: tuple[tuple[str, int], ...]
-    answered: int
-    abstained: int
-    escalated: int
-    failed: int
-    thumbs_up: int
-    thumbs_down: int
-    escalations: int  # conversations escalated this week
-    awaiting_person: int  # of those, still without a person's response
-    first_response_median_min: float | None
-    first_response_p90_min: float | None
     tickets_opened: int
     tickets_resolved: int
     hygiene: tuple[tuple[str, int], ...]  # (kind, count) for HYGIENE_KINDS, in that order
@@ -92,70 +78,89 @@ class WeekFigures:
     output_tokens: int
     cost_usd: float
 
-    @property
-    def deflection_rate(self) -> float | None:
-        """Answered / inquiries; None for a week without inquiries."""
-        return self.answered / self.inquiries if self.inquiries else None
-
 
 @dataclass(frozen=True, slots=True)
-class GapLine:
+class WeekPoint:
+    """One week of the trend: its label, its quality in total and its waits for a person."""
+
     label: str
-    count: int
-    trend: str
+    quality: Quality
+    wait: PersonWait
 
 
 @dataclass(frozen=True, slots=True)
-class DayCounts:
-    day: date
-    answered: int
-    abstained: int
-    escalated: int
+class Series:
+    """One headline figure over the trend weeks (oldest first; None where the week had nothing to measure)."""
+
+    name: str
+    unit: str  # "count" | "rate" | "minutes"
+    values: tuple[float | None, ...]
+
+    @property
+    def now(self) -> float | None:
+        return self.values[-1]
+
+    @property
+    def previous(self) -> float | None:
+        return self.values[-2] if len(self.values) > 1 else None
+
+    @property
+    def median(self) -> float | None:
+        """The median of the weeks that have a value (all trend weeks, this one included)."""
+        present = [v for v in self.values if v is not None]
+        return float(statistics.median(present)) if present else None
+
+    @property
+    def vs_previous(self) -> float | None:
+        return self.now - self.previous if self.now is not None and self.previous is not None else None
+
+    @property
+    def vs_median(self) -> float | None:
+        median = self.median
+        return self.now - median if self.now is not None and median is not None else None
+
+
+SERIES: tuple[tuple[str, str, Callable[[WeekPoint], float | None]], ...] = (
+    ("Resolved without a person", "rate", lambda p: p.quality.resolved_rate),
+    ("Inquiries", "count", lambda p: float(p.quality.inquiries)),
+    ("👎 rate", "rate", lambda p: p.quality.down_rate),
+    ("Answered, then escalated", "rate", lambda p: p.quality.escalated_after_rate),
+    ("Time to a person (median)", "minutes", lambda p: p.wait.median_min),
+    ("SLA breaches", "count", lambda p: float(p.wait.sla_breaches)),
+)
 
 
 @dataclass(frozen=True, slots=True)
 class WeeklyReport:
-    """One week's report with the week before for comparison, the top open gaps and per-day counts (the chart)."""
+    """One week's report: quality per channel, operations, eight weeks of trend and what to fix first."""
 
     week: Week
     timezone: str
-    current: WeekFigures
-    previous: WeekFigures
-    top_gaps: tuple[GapLine, ...]
-    daily: tuple[DayCounts, ...]
+    quality: tuple[Quality, ...]  # per channel, busiest first, then ALL
+    operations: Operations
+    previous_operations: Operations
+    trend: tuple[WeekPoint, ...]  # TREND_WEEKS weeks, oldest first; the last is this week
+    fixes: Fixes
+
+    @property
+    def total(self) -> Quality:
+        return self.quality[-1]
+
+    @property
+    def wait(self) -> PersonWait:
+        return self.trend[-1].wait
+
+    @property
+    def series(self) -> tuple[Series, ...]:
+        return tuple(Series(name, unit, tuple(f(p) for p in self.trend)) for name, unit, f in SERIES)
 
     @property
     def quiet(self) -> bool:
-        return self.current.inquiries == 0
+        return self.total.inquiries == 0
 
 
-def nearest_rank(values: list[float], pct: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-def _pairs(rows: Iterable[tuple[Any, Any]]) -> dict[Any, int]:
-    return {key: int(n) for key, n in rows}
-
-
-async def _figures(db: Database, since: datetime, until: datetime) -> WeekFigures:
+async def _operations(db: Database, since: datetime, until: datetime) -> Operations:
     async with db.sessions() as session:
-        turns = (
-            await session.execute(
-                select(TurnRow.channel, TurnRow.outcome, func.count())
-                .where(TurnRow.role == Role.BOT.value, TurnRow.created_at >= since, TurnRow.created_at < until)
-                .where(TurnRow.outcome.in_(INQUIRY_OUTCOMES))
-                .group_by(TurnRow.channel, TurnRow.outcome)
-            )
-        ).tuples()
-        by_outcome: Counter[str] = Counter()
-        by_channel: Counter[str] = Counter()
-        for channel, outcome, n in turns:
-            by_outcome[outcome] += int(n)
-            by_channel[channel] += int(n)
         usage = (
             await session.execute(
                 select(
@@ -165,25 +170,6 @@ async def _figures(db: Database, since: datetime, until: datetime) -> WeekFigure
                 ).where(TurnRow.role == Role.BOT.value, TurnRow.created_at >= since, TurnRow.created_at < until)
             )
         ).one()
-        votes = _pairs(
-            (
-                await session.execute(
-                    select(FeedbackRow.value, func.count())
-                    .where(FeedbackRow.created_at >= since, FeedbackRow.created_at < until)
-                    .group_by(FeedbackRow.value)
-                )
-            ).tuples()
-        )
-        escalations = list(
-            (
-                await session.execute(
-                    select(ConversationRow.escalated_at, ConversationRow.first_human_response_at).where(
-                        ConversationRow.escalated_at >= since, ConversationRow.escalated_at < until
-                    )
-                )
-            ).tuples()
-        )
-        waits = [(first - esc).total_seconds() / 60 for esc, first in escalations if esc and first]
         opened = await session.scalar(
             select(func.count())
             .select_from(TicketRow)
@@ -194,84 +180,58 @@ async def _figures(db: Database, since: datetime, until: datetime) -> WeekFigure
             .select_from(TicketRow)
             .where(TicketRow.resolved_at >= since, TicketRow.resolved_at < until)
         )
-        events = _pairs(
-            (
+        events = {
+            str(kind): int(n)
+            for kind, n in (
                 await session.execute(
                     select(ChannelEventRow.kind, func.count())
                     .where(ChannelEventRow.created_at >= since, ChannelEventRow.created_at < until)
                     .group_by(ChannelEventRow.kind)
                 )
             ).tuples()
-        )
-    return WeekFigures(
-        inquiries=sum(by_outcome.values()),
-        by_channel=tuple(sorted(by_channel.items(), key=lambda kv: (-kv[1], kv[0]))),
-        answered=sum(by_outcome[o] for o in ANSWERED),
-        abstained=sum(by_outcome[o] for o in ABSTAINED),
-        escalated=sum(by_outcome[o] for o in ESCALATED),
-        failed=sum(by_outcome[o] for o in FAILED),
-        thumbs_up=int(votes.get(1, 0)),
-        thumbs_down=int(votes.get(-1, 0)),
-        escalations=len(escalations),
-        awaiting_person=sum(1 for _, first in escalations if first is None),
-        first_response_median_min=nearest_rank(waits, 50),
-        first_response_p90_min=nearest_rank(waits, 90),
+        }
+    return Operations(
         tickets_opened=int(opened or 0),
         tickets_resolved=int(resolved or 0),
-        hygiene=tuple((kind, int(events.get(kind, 0))) for kind in HYGIENE_KINDS),
+        hygiene=tuple((kind, events.get(kind, 0)) for kind in HYGIENE_KINDS),
         input_tokens=int(usage[0]),
         output_tokens=int(usage[1]),
         cost_usd=float(usage[2]),
     )
 
 
-async def _daily(db: Database, week: Week, tz: tzinfo) -> tuple[DayCounts, ...]:
-    async with db.sessions() as session:
-        rows = (
-            await session.execute(
-                select(TurnRow.created_at, TurnRow.outcome).where(
-                    TurnRow.role == Role.BOT.value,
-                    TurnRow.created_at >= week.start,
-                    TurnRow.created_at < week.end,
-                    TurnRow.outcome.in_((*ANSWERED, *ABSTAINED, *ESCALATED)),
-                )
-            )
-        ).tuples()
-        counts: Counter[tuple[date, str]] = Counter()
-        for at, outcome in rows:
-            kind = "answered" if outcome in ANSWERED else "abstained" if outcome in ABSTAINED else "escalated"
-            counts[(at.astimezone(tz).date(), kind)] += 1
-    first = week.start.astimezone(tz).date()
-    days = [first + timedelta(days=i) for i in range(7)]
-    return tuple(
-        DayCounts(d, counts[(d, "answered")], counts[(d, "abstained")], counts[(d, "escalated")]) for d in days
-    )
-
-
-async def _top_gaps(db: Database, limit: int) -> tuple[GapLine, ...]:
-    async with db.sessions() as session:
-        rows = await session.execute(
-            select(GapRow.label, GapRow.count, GapRow.trend)
-            .where(GapRow.status == "open")
-            .order_by(GapRow.count.desc(), GapRow.id)
-            .limit(limit)
-        )
-        return tuple(GapLine(label, int(count), trend) for label, count, trend in rows.tuples())
+def trend_weeks(week: Week, tz: tzinfo, n: int = TREND_WEEKS) -> list[Week]:
+    """`week` and the n-1 weeks before it, oldest first."""
+    weeks = [week]
+    while len(weeks) < n:
+        weeks.append(weeks[-1].previous(tz))
+    return weeks[::-1]
 
 
 async def weekly_report(
-    db: Database, week: Week, tz: tzinfo, *, timezone_name: str = "", top_gaps: int = 5
+    db: Database,
+    week: Week,
+    tz: tzinfo,
+    *,
+    timezone_name: str = "",
+    sla: timedelta = timedelta(hours=4),
 ) -> WeeklyReport:
-    """Compute the report for `week` (and the week before, for the changes)."""
+    """Compute the report for `week`: its quality, the trend of the eight weeks ending with it, what to fix."""
+    trend: list[WeekPoint] = []
+    this_week = []
+    for w in trend_weeks(week, tz):
+        found = await inquiries(db, w.start, w.end)
+        trend.append(WeekPoint(w.label, by_channel(found)[-1], await person_wait(db, w.start, w.end, sla)))
+        this_week = found
+    fixes = Fixes(await top_gaps(db), disliked_documents(this_week), low_confidence_questions(this_week))
+    previous = week.previous(tz)
+    quality = by_channel(this_week)
     return WeeklyReport(
         week=week,
         timezone=timezone_name or str(tz),
-        current=await _figures(db, week.start, week.end),
-        previous=await _figures(db, *_bounds(week.previous(tz))),
-        top_gaps=await _top_gaps(db, top_gaps),
-        daily=await _daily(db, week, tz),
+        quality=quality,
+        operations=await _operations(db, week.start, week.end),
+        previous_operations=await _operations(db, previous.start, previous.end),
+        trend=tuple(trend),
+        fixes=fixes,
     )
-
-
-def _bounds(week: Week) -> tuple[datetime, datetime]:
-    return week.start, week.end

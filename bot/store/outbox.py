@@ -42,7 +42,7 @@ class Outbox:
         self._db = db
         self._clock = clock
         self.max_attempts = max_attempts
-        self._lease = timedelta(seconds=lease_seconds)
+        self._lease_time = timedelta(seconds=lease_seconds)
 
     async def enqueue_in(self, session: AsyncSession, reply: Reply) -> None:
         """Add a reply inside the caller's transaction; a repeated idempotency key is ignored."""
@@ -86,22 +86,36 @@ class Outbox:
             )
         claimed: list[OutboxItem] = []
         for row_id in ids:
-            async with self._db.transaction() as session:
-                result = await session.execute(
-                    update(OutboxRow)
-                    .where(
-                        OutboxRow.id == row_id,
-                        OutboxRow.status == PENDING,
-                        or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until < now),
-                    )
-                    .values(locked_until=now + self._lease, attempts=OutboxRow.attempts + 1)
-                )
-                if rowcount(result) != 1:
-                    continue
-                row = await session.get(OutboxRow, row_id)
-                assert row is not None
-                claimed.append(OutboxItem(row.id, reply_from_json(row.payload), row.attempts, row.created_at))
+            item = await self._lease(row_id, now)
+            if item is not None:
+                claimed.append(item)
         return claimed
+
+    async def _lease(self, row_id: int, now: datetime) -> OutboxItem | None:
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.id == row_id,
+                    OutboxRow.status == PENDING,
+                    or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until < now),
+                )
+                .values(locked_until=now + self._lease_time, attempts=OutboxRow.attempts + 1)
+            )
+            if rowcount(result) != 1:
+                return None
+            row = await session.get(OutboxRow, row_id)
+            assert row is not None
+            return OutboxItem(row.id, reply_from_json(row.payload), row.attempts, row.created_at)
+
+    async def claim(self, idempotency_key: str) -> OutboxItem | None:
+        """Lease the pending reply with this key, due or not (to send it now); None when it is sent, dead or
+        leased by someone else."""
+        async with self._db.sessions() as session:
+            row_id = (
+                await session.execute(select(OutboxRow.id).where(OutboxRow.idempotency_key == idempotency_key))
+            ).scalar_one_or_none()
+        return None if row_id is None else await self._lease(row_id, self._clock.now())
 
     async def reserve_ref(self, idempotency_key: str, candidate: str) -> str:
         """The delivery reference of the reply with `idempotency_key`: `candidate` if it had none yet, else the

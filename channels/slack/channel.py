@@ -255,5 +255,5 @@ class SlackChannel:
     async def post_report(
         self, channel: str, text: str, blocks: list[dict[str, Any]], png: bytes | None, filename: str
     ) -> None:
-        """The weekly report, through `SlackReportPublisher` on this channel's client."""
+        """A report post (the knowledge-gap backlog), through `SlackReportPublisher` on this channel's client."""
         await self.reports.post_report(channel, text, blocks, png, filename)
