@@ -29,6 +29,7 @@ from email.message import EmailMessage, Message
 from email.utils import getaddresses
 
 import html2text
+from bs4 import BeautifulSoup, Tag
 
 from channels.email.trimming import trim_reply
 
@@ -327,8 +328,29 @@ def _part_text(part: Message) -> str:
     return raw if isinstance(raw, str) else ""
 
 
+_HIDING_STYLE = re.compile(
+    r"(?:^|;)(?:display:none|visibility:hidden|(?:font-size|opacity):0(?:\.0*)?(?:px|pt|em|rem|%)?)(?:!important)?(?:;|$)"
+)
+
+
+def visible_html(html: str) -> str:
+    """`html` without the elements a reader never sees (`hidden`, `display:none`, `visibility:hidden`, zero font
+    size or opacity): text hidden from the customer's own view must not count as their words (a planted
+    instruction, a disguised link)."""
+    soup = BeautifulSoup(html, "html.parser")
+    for element in soup.find_all(True):
+        if not isinstance(element, Tag) or element.decomposed:
+            continue
+        style = "".join(str(element.get("style") or "").split()).casefold()
+        if element.has_attr("hidden") or _HIDING_STYLE.search(style):
+            element.decompose()
+    return str(soup)
+
+
 def html_to_text(html: str) -> str:
-    """Readable text from an HTML body: no images, no emphasis marks, links kept, no hard wrapping."""
+    """Readable text from the visible part of an HTML body: no images, no emphasis marks, links kept, no hard
+    wrapping."""
+    html = visible_html(html)
     converter = html2text.HTML2Text()
     converter.body_width = 0
     converter.ignore_images = True
