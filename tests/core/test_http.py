@@ -159,6 +159,22 @@ async def test_malformed_requests_and_deep_json_get_4xx_never_a_500(
         assert status_line.split(b" ")[1] == b"400", status_line
 
 
+async def test_an_oversized_question_is_refused_at_the_edge_and_stored_nowhere(
+    running: tuple[SupportApp, str, ScriptedKnowledge],
+) -> None:
+    app, base, knowledge = running
+    before = await app.services.ledger.count_by_status()
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(
+            f"{base}/api/ask",
+            json={"question": "x" * 980_000},
+            headers={"Authorization": "Bearer old-key-1234567890"},
+        )
+        assert resp.status == 413 and "longer than 4000" in (await resp.json())["error"]
+    assert await app.services.ledger.count_by_status() == before  # not recorded, so no turn either
+    assert knowledge.asked == []
+
+
 async def test_metrics_on_their_own_listener(tmp_path: Path) -> None:
     """With METRICS_PORT set, /metrics answers there and not on the public port."""
     import socket
