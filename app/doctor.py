@@ -83,6 +83,17 @@ async def collect(settings: Settings) -> list[Check]:
                 else "SLACK_BOT_TOKEN set but neither SLACK_APP_TOKEN nor SLACK_SIGNING_SECRET",
             )
         )
+        agents = len(settings.slack_agent_users)
+        checks.append(
+            Check(
+                "SLACK_AGENT_USERS",
+                agents > 0,
+                f"{agents} agent(s) may claim, resolve and act for others"
+                if agents
+                else "empty: nobody can claim or resolve a case (set the agents' Slack user ids)",
+                False,
+            )
+        )
     else:
         checks.append(Check("SLACK", True, "off (SLACK_BOT_TOKEN not set)", False))
     if settings.imap_host or settings.smtp_host or settings.support_address:

@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.listener import body_deadline
 from app.wiring import Wiring
 from bot import metrics
 from channels.api import ApiConfig, AskEndpoint
@@ -44,8 +45,12 @@ def build_http_app(
     """The service's routes. `local_key` is the per-run key `supportbot ask` reads from DATA_DIR (mode 0600);
     `with_metrics=False` when /metrics has a listener of its own (`METRICS_PORT`)."""
     settings = services.settings
-    api = ApiConfig((*settings.api_keys, local_key), settings.api_rate_limit_per_minute)
-    app = web.Application(client_max_size=1024 * 1024)
+    api = ApiConfig(
+        (*settings.api_keys, local_key),
+        settings.api_rate_limit_per_minute,
+        max_question_chars=settings.max_question_chars,
+    )
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[body_deadline(settings.http_body_timeout_seconds)])
 
     async def live(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -23,6 +23,7 @@ from aiohttp import web
 from app.build import build_channels, build_service
 from app.http import Readiness, build_http_app, build_metrics_app
 from app.jobs import app_jobs, scheduler_config
+from app.listener import KEEPALIVE_SECONDS, ConnectionGuard, GuardedSite, ListenerLimits
 from app.settings import Settings
 from app.wiring import Wiring
 from bot import metrics
@@ -56,6 +57,7 @@ class SupportApp:
         self._metrics_runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.port: int = 0
+        self.connections: ConnectionGuard | None = None  # the public listener's open connections
 
     async def start(self) -> None:
         services = self.services
@@ -82,10 +84,15 @@ class SupportApp:
             local_key=local_key,
             with_metrics=not separate_metrics,
         )
-        self._runner = web.AppRunner(http_app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            http_app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_SECONDS
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, settings.http_host, settings.http_port, reuse_address=True)
-        await site.start()
+        limits = ListenerLimits(
+            settings.http_max_connections, settings.http_header_timeout_seconds, settings.http_body_timeout_seconds
+        )
+        self.connections = ConnectionGuard(limits)
+        await GuardedSite(self._runner, settings.http_host, settings.http_port, self.connections).start()
         self.port = _bound_port(self._runner, settings.http_port)
         metrics_url = f"http://{settings.http_host}:{self.port}/metrics"
         if separate_metrics:

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
     metrics_port: int = Field(0, ge=0, le=65535)  # >0: /metrics on its own listener (not the public port)
+    http_max_connections: int = Field(512, ge=1)  # open at once on the public port; beyond: 503 and closed
+    http_header_timeout_seconds: float = Field(10.0, gt=0)  # a request head must arrive within this
+    http_body_timeout_seconds: float = Field(30.0, gt=0)  # and its body within this after the head
     metrics_host: str = ""  # where that listener binds (default: HTTP_HOST)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"

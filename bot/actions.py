@@ -57,6 +57,7 @@ class _Say:
     replace: bool = False  # overwrite the clicked message
     actions: tuple[Action, ...] = ()
     reference: str = ""
+    mentions: tuple[str, ...] = ()  # who the text names, by the channel's own user id (see `Reply.mentions`)
 
 
 class ActionService:
@@ -162,10 +163,12 @@ class ActionService:
             raise NotAllowed(for_agents.UNKNOWN_CASE) from None
         if action.kind is ActionKind.CLAIM:
             await escalation.claim(channel, key, msg.sender)
-            return [_Say(for_agents.CASE_CLAIMED.format(agent=msg.sender), Outcome.HANDOFF)]
+            said = for_agents.CASE_CLAIMED.format(agent=msg.sender)
+            return [_Say(said, Outcome.HANDOFF, mentions=(msg.sender,))]
         if action.kind is ActionKind.RESOLVE:
             await escalation.resolve(channel, key, msg.sender)
-            return [_Say(for_agents.CASE_RESOLVED.format(agent=msg.sender), Outcome.HANDOFF)]
+            said = for_agents.CASE_RESOLVED.format(agent=msg.sender)
+            return [_Say(said, Outcome.HANDOFF, mentions=(msg.sender,))]
         raise ValueError(f"unknown action {action.kind.value}")
 
 
@@ -189,6 +192,7 @@ def _reply(msg: InboundMessage, action: InboundAction, say: _Say, n: int) -> Rep
         visible_to=msg.sender if say.private else "",
         replaces=action.message_ref if say.replace else "",
         plain=True,
+        mentions=say.mentions,
     )
 
 

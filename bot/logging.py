@@ -18,6 +18,7 @@ from bot.pii import mask_pii
 
 _SECRET_KEY = re.compile(r"(token|password|secret|api_key|apikey|authorization|signature)", re.IGNORECASE)
 MASK = "***"
+WIRE_LOGGERS = ("imapclient", "slack_sdk", "slack_bolt", "aiosqlite")
 
 
 class Redactor:
@@ -95,3 +96,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json", secret_values: Ite
     root.setLevel(level)
     for noisy in ("aiohttp.access", "httpx", "httpcore", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # These log whole payloads at DEBUG (IMAP FETCH literals: raw customer mail; Slack request bodies; SQLite
+    # statements with their parameters), so even LOG_LEVEL=DEBUG keeps them at WARNING: our own debug lines
+    # name message ids and never carry bodies. (SQLAlchemy keeps its own WARN default: INFO would echo SQL.)
+    for wire in WIRE_LOGGERS:
+        logging.getLogger(wire).setLevel(max(logging.WARNING, logging.getLevelName(level)))

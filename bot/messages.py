@@ -200,6 +200,9 @@ class Reply:
     visible_to: str = ""  # only this person sees it (Slack: ephemeral); "" = everyone in the conversation
     replaces: str = ""  # the channel's reference (Slack ts) of an earlier message of ours this one overwrites
     plain: bool = False  # literal text (customer words inside): no Markdown, no links made from it
+    # channel user ids the text names, taken from the channel itself (the clicker of a signed Slack payload),
+    # never from text: Slack shows these, and only these, as live mentions
+    mentions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

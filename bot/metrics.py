@@ -52,5 +52,11 @@ EMAIL_QUARANTINED = Counter("supportbot_email_quarantined", "Emails that could n
 JOB_RUNS = Counter("supportbot_scheduler_job_runs", "Scheduled job runs", ["job", "status"])
 SCHEDULER_LEADER = Gauge("supportbot_scheduler_leader", "1 while this process holds the scheduler lease")
 API_REFUSED = Counter("supportbot_api_refused", "JSON API requests refused, by reason", ["reason"])
+HTTP_OPEN = Gauge("supportbot_http_connections_open", "Connections open on the public HTTP listener")
+HTTP_DROPPED = Counter(
+    "supportbot_http_connections_dropped",
+    "Connections the public HTTP listener closed: over_cap, header_timeout, body_timeout",
+    ["reason"],
+)
 READY = Gauge("supportbot_ready", "1 while /health/ready answers 200")
 JOB_GAVE_UP = Counter("supportbot_job_gave_up", "Scheduled job periods given up after every retry failed", ["job"])

@@ -116,6 +116,7 @@ def reply_to_json(r: Reply) -> dict[str, Any]:
         "visible_to": r.visible_to,
         "replaces": r.replaces,
         "plain": r.plain,
+        "mentions": list(r.mentions),
     }
 
 
@@ -141,4 +142,5 @@ def reply_from_json(d: dict[str, Any]) -> Reply:
         visible_to=str(d.get("visible_to", "")),  # absent in rows written before these fields existed
         replaces=str(d.get("replaces", "")),
         plain=bool(d.get("plain", False)),
+        mentions=tuple(str(m) for m in d.get("mentions", [])),
     )

@@ -27,11 +27,13 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
     """The keys that may call the API (several at once for rotation), the per-key limit, and how many failed key
-    attempts one client address may make per minute before it is refused without a check."""
+    attempts one client address may make per minute before it is refused without a check. A question longer than
+    `max_question_chars` is refused at the edge (413), before it is recorded or stored anywhere."""
 
     keys: tuple[str, ...] = ()
     rate_limit_per_minute: int = 60
     failed_auth_per_minute: int = 10
+    max_question_chars: int = 4000
 
 
 class ApiKeys:
@@ -72,6 +74,7 @@ class AskEndpoint:
     def __init__(self, config: ApiConfig, intake: InlineIntake, clock: Clock) -> None:
         self._keys = ApiKeys(config.keys, config.rate_limit_per_minute)
         self._failures = FailureLimiter(config.failed_auth_per_minute)
+        self._max_chars = config.max_question_chars
         self._intake = intake
         self._clock = clock
 
@@ -92,6 +95,8 @@ class AskEndpoint:
         question = body.get("question") if isinstance(body, dict) else None
         if not isinstance(question, str):
             return refused(request, 400, "bad_request", 'body must be JSON: {"question": "..."}')
+        if len(question) > self._max_chars:
+            return refused(request, 413, "too_long", f"the question is longer than {self._max_chars} characters")
         question = clean_text(question)
         conversation = body.get("conversation_id")
         conversation_id = conversation if isinstance(conversation, str) and conversation else uuid.uuid4().hex

@@ -29,11 +29,12 @@ from email.message import EmailMessage, Message
 from email.utils import getaddresses
 
 import html2text
+from bs4 import BeautifulSoup, Tag
 
 from channels.email.trimming import trim_reply
 
 MAX_BODY_CHARS = 200_000
-MAX_HEADER_BYTES = 64 * 1024  # the whole header section; a 10,000-recipient To: is refused here
+MAX_HEADER_BYTES = 64 * 1024  # the header section once address lists are cut to MAX_ADDRESSES
 MAX_PARTS = 200  # MIME parts (boundary lines); the stdlib parser is slow on tens of thousands
 MAX_BOUNDARIES = 20  # nested multiparts
 MAX_ADDRESSES = 100  # To/Cc addresses read (the rest is ignored)
@@ -57,6 +58,9 @@ HYGIENE_HEADERS = (
     "content-type",
 )
 _MSGID = re.compile(r"<[^<>\s]+>")
+ADDRESS_LIST_HEADERS = frozenset({b"to", b"cc", b"bcc", b"resent-to", b"resent-cc", b"resent-bcc"})
+_FIELD_START = re.compile(rb"\r?\n(?=[^ \t\r\n])")  # a line that does not continue the previous field
+_LIST_SPECIAL = re.compile(rb'[",()\\]')  # a comma separates addresses unless a quoted string or comment hides it
 
 
 class UnparseableEmail(Exception):
@@ -93,6 +97,7 @@ class ParsedEmail:
 def parse_email(raw: bytes) -> ParsedEmail:
     """Parse one message; raises `UnparseableEmail` when it has no headers, no single sender address, or is
     larger than the caps allow in its headers or MIME structure."""
+    raw = cap_address_lists(raw)
     check_bounds(raw)
     try:
         msg = email.message_from_bytes(raw, policy=policy.default)
@@ -124,10 +129,57 @@ def parse_email(raw: bytes) -> ParsedEmail:
     )
 
 
+def _head_end(raw: bytes) -> int:
+    return min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
+
+
+def cap_address_lists(raw: bytes) -> bytes:
+    """`raw` with each To/Cc/Bcc (and Resent-) list cut after its first `MAX_ADDRESSES` addresses, when the header
+    section is over `MAX_HEADER_BYTES`: a legitimate sender's mail to 10,000 people is still answered (we reply
+    to From alone), and the parser never sees the long lists. Linear: one split of the header section, and each
+    list read only up to its MAX_ADDRESSES-th separating comma."""
+    end = _head_end(raw)
+    if end <= MAX_HEADER_BYTES:
+        return raw
+    fields = _FIELD_START.split(raw[:end])
+    for n, value in enumerate(fields):
+        name, colon, _rest = value.partition(b":")
+        if colon and name.strip().lower() in ADDRESS_LIST_HEADERS:
+            fields[n] = first_addresses(value, MAX_ADDRESSES)
+    return b"\r\n".join(fields) + raw[end:]
+
+
+def first_addresses(field: bytes, count: int) -> bytes:
+    """The header field up to (not including) its `count`-th top-level comma: the first `count` addresses. One
+    pass over the special characters only (quotes, parentheses, backslashes, commas), stopping at the cut."""
+    field = field[: count * MAX_ADDRESS_HEADER_CHARS]  # however the list is written, this much is enough
+    commas = depth = 0
+    quoted = False
+    escaped_at = -1  # a backslash escapes the character after it
+    for special in _LIST_SPECIAL.finditer(field):
+        char, at = special.group(), special.start()
+        if at == escaped_at:
+            continue
+        if char == b"\\":
+            escaped_at = at + 1
+        elif char == b'"' and not depth:
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif char == b"(":
+            depth += 1
+        elif char == b")":
+            depth = max(depth - 1, 0)
+        elif not depth:
+            commas += 1
+            if commas == count:
+                return field[:at]
+    return field
+
+
 def check_bounds(raw: bytes) -> None:
     """Refuse input the parser would spend seconds on: an oversized header section, too many MIME parts."""
-    end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
-    if end > MAX_HEADER_BYTES:
+    if _head_end(raw) > MAX_HEADER_BYTES:
         raise UnparseableEmail(f"header section larger than {MAX_HEADER_BYTES} bytes")
     boundaries = set(_BOUNDARY.findall(raw))
     if len(boundaries) > MAX_BOUNDARIES:
@@ -211,15 +263,19 @@ def aligned(reply_to: str, sender: str) -> bool:
 
 
 def _recipients(msg: Message) -> tuple[str, ...]:
-    """The first `MAX_ADDRESSES` addresses of To and Cc (read from the raw values, split before parsing)."""
-    pieces: list[str] = []
+    """The first `MAX_ADDRESSES` addresses of To and Cc (each raw value cut to that many before parsing)."""
+    found: list[str] = []
     for value in [*raw_header(msg, "to"), *raw_header(msg, "cc")]:
-        pieces += value.split(",", MAX_ADDRESSES)[:MAX_ADDRESSES]
-    pieces = pieces[:MAX_ADDRESSES]
+        cut = first_addresses(value.encode("utf-8", "surrogateescape"), MAX_ADDRESSES)
+        found += _addr_specs(cut.decode("utf-8", "surrogateescape"))
+    return tuple(found[:MAX_ADDRESSES])
+
+
+def _addr_specs(value: str) -> list[str]:
     try:
-        return tuple(addr.lower() for _, addr in getaddresses(pieces) if addr)
-    except Exception:
-        return ()
+        return [addr.lower() for _, addr in getaddresses([value]) if addr]
+    except Exception:  # a list too broken to read names nobody we would write to
+        return []
 
 
 def synthetic_message_id(raw: bytes) -> str:
@@ -272,8 +328,29 @@ def _part_text(part: Message) -> str:
     return raw if isinstance(raw, str) else ""
 
 
+_HIDING_STYLE = re.compile(
+    r"(?:^|;)(?:display:none|visibility:hidden|(?:font-size|opacity):0(?:\.0*)?(?:px|pt|em|rem|%)?)(?:!important)?(?:;|$)"
+)
+
+
+def visible_html(html: str) -> str:
+    """`html` without the elements a reader never sees (`hidden`, `display:none`, `visibility:hidden`, zero font
+    size or opacity): text hidden from the customer's own view must not count as their words (a planted
+    instruction, a disguised link)."""
+    soup = BeautifulSoup(html, "html.parser")
+    for element in soup.find_all(True):
+        if not isinstance(element, Tag) or element.decomposed:
+            continue
+        style = "".join(str(element.get("style") or "").split()).casefold()
+        if element.has_attr("hidden") or _HIDING_STYLE.search(style):
+            element.decompose()
+    return str(soup)
+
+
 def html_to_text(html: str) -> str:
-    """Readable text from an HTML body: no images, no emphasis marks, links kept, no hard wrapping."""
+    """Readable text from the visible part of an HTML body: no images, no emphasis marks, links kept, no hard
+    wrapping."""
+    html = visible_html(html)
     converter = html2text.HTML2Text()
     converter.body_width = 0
     converter.ignore_images = True

@@ -10,6 +10,9 @@ such text is rendered, everywhere the Slack channel posts (answers, previews, ag
 - model text (`markdown=True`) is converted from Markdown, and a link stays a link only when its host is one of
   `link_hosts` (or below one); any other link shows its label only, and a bare URL to another host is shown as
   code, which Slack does not make clickable.
+
+The one way to ping someone is `with_mentions()`: user ids that came from Slack itself (the clicker of a signed
+payload, carried on `Reply.mentions`), checked against Slack's id shape, become `<@U…>` after the escaping.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from markdown_to_mrkdwn import SlackMarkdownConverter
 
 _LINE_START_QUOTE = re.compile(r"^&gt;", re.MULTILINE)
 _LINK = re.compile(r"<(https?://[^|>\s]+)(?:\|([^>]*))?>")
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _BARE_URL = re.compile(r"(?<![<|`/\w])https?://[^\s<>|`]+")
 
 
@@ -72,3 +76,14 @@ def _allowed_links_only(mrkdwn: str, link_hosts: Collection[str]) -> str:
         return url if host_allowed(url, link_hosts) else f"`{url}`"
 
     return _BARE_URL.sub(bare, _LINK.sub(link, mrkdwn))
+
+
+def with_mentions(mrkdwn: str, user_ids: Collection[str]) -> str:
+    """Escaped `mrkdwn` with each whole-word occurrence of a Slack user id from `user_ids` shown as a mention.
+
+    Only ids shaped like Slack's (`U…`/`W…`, capitals and digits) count; `user_ids` must come from Slack's own
+    payloads, never from text, which is why a customer who types an id still cannot ping anyone elsewhere.
+    """
+    for user_id in sorted({u for u in user_ids if SLACK_USER_ID.fullmatch(u)}, key=len, reverse=True):
+        mrkdwn = re.sub(rf"(?<![\w@]){user_id}(?!\w)", f"<@{user_id}>", mrkdwn)
+    return mrkdwn

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from bot.messages import Action, ActionKind, Citation, Reply
 from bot.strings import for_customers
-from channels.slack.escape import escape, slack_text
+from channels.slack.escape import escape, slack_text, with_mentions
 
 LOW_CONFIDENCE_NOTE = f":warning: {for_customers.LOW_CONFIDENCE} {for_customers.CHECK_SOURCES}"
 
@@ -139,8 +139,9 @@ def citation_hosts(citations: Sequence[Citation]) -> set[str]:
 def reply_mrkdwn(reply: Reply, link_domains: Collection[str] = ()) -> str:
     """The reply's text as safe mrkdwn: plain replies literally, answers from Markdown with allowed links only."""
     if reply.plain:
-        return slack_text(reply.text)
-    return slack_text(reply.text, markdown=True, link_hosts={*link_domains, *citation_hosts(reply.citations)})
+        return with_mentions(slack_text(reply.text), reply.mentions)
+    text = slack_text(reply.text, markdown=True, link_hosts={*link_domains, *citation_hosts(reply.citations)})
+    return with_mentions(text, reply.mentions)
 
 
 def render_reply(reply: Reply, link_domains: Collection[str] = ()) -> tuple[str, list[Block]]:

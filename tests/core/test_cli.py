@@ -70,9 +70,16 @@ def test_operator_commands_end_to_end(tmp_path: Path) -> None:
 
 def test_doctor_reports_each_check_without_secrets(tmp_path: Path) -> None:
     env_secret = "sk-ant-doctor-secret-1234"
-    extra = {"ANTHROPIC_API_KEY": env_secret, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "TICKET_BACKEND": "zendesk"}
+    extra = {
+        "ANTHROPIC_API_KEY": env_secret,
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+        "TICKET_BACKEND": "zendesk",
+        "SLACK_BOT_TOKEN": "xoxb-doctor-test",
+        "SLACK_SIGNING_SECRET": "doctor-signing-secret",
+    }
     result = run_cli("doctor", data_dir=tmp_path, env=extra)
     out = result.stdout
+    assert "[warn] SLACK_AGENT_USERS: empty: nobody can claim or resolve a case" in out
     assert env_secret not in out + result.stderr
     assert "[ok  ] DATABASE_URL" in out and "[ok  ] EMBEDDING_MODEL" in out
     assert "[FAIL] TICKET_BACKEND: zendesk: missing ZENDESK_URL" in out

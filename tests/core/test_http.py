@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -138,6 +139,40 @@ async def test_invalid_text_is_cleaned_at_the_edge(running: tuple[SupportApp, st
     assert resp.status == 200, payload
     assert payload["outcome"] == "answered"
     assert knowledge.asked[-1][0] == "How often does backup run?\ufffd"  # the service strips the trailing space
+
+
+async def test_malformed_requests_and_deep_json_get_4xx_never_a_500(
+    running: tuple[SupportApp, str, ScriptedKnowledge],
+) -> None:
+    app, base, _knowledge = running
+    auth = {"Authorization": "Bearer old-key-1234567890", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as http:
+        deep = await http.post(f"{base}/api/ask", data=b"[" * 100_000 + b"]" * 100_000, headers=auth)
+        assert deep.status == 400 and "question" in (await deep.json())["error"]
+        not_utf8 = await http.post(f"{base}/api/ask", data=b'{"question": "\xff\xfe"}', headers=auth)
+        assert not_utf8.status == 400
+    for head in (b"GET /health/live HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", b"GET / HTTP/9\r\n\r\n"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", app.port)
+        writer.write(head)
+        status_line = await reader.readline()
+        writer.close()
+        assert status_line.split(b" ")[1] == b"400", status_line
+
+
+async def test_an_oversized_question_is_refused_at_the_edge_and_stored_nowhere(
+    running: tuple[SupportApp, str, ScriptedKnowledge],
+) -> None:
+    app, base, knowledge = running
+    before = await app.services.ledger.count_by_status()
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(
+            f"{base}/api/ask",
+            json={"question": "x" * 980_000},
+            headers={"Authorization": "Bearer old-key-1234567890"},
+        )
+        assert resp.status == 413 and "longer than 4000" in (await resp.json())["error"]
+    assert await app.services.ledger.count_by_status() == before  # not recorded, so no turn either
+    assert knowledge.asked == []
 
 
 async def test_metrics_on_their_own_listener(tmp_path: Path) -> None:

@@ -10,16 +10,20 @@ import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import aiohttp
 import pytest
 
-from app.build import build_email
+from app.build import build_email, build_service
+from app.serve import SupportApp
 from app.wiring import Wiring
 from bot.messages import Channel
 from bot.store.mailboxes import MailboxStore
 from channels.email import EmailChannel
 from channels.email.worker import ProcessWorker, WorkerTimeout
-from tests.email.conftest import SUPPORT, SmtpServer, customer_email
+from tests.doubles import ScriptedKnowledge
+from tests.email.conftest import SUPPORT, SmtpServer, customer_email, email_settings
 from tests.email.dovecot import DovecotServer
 
 pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
@@ -126,15 +130,51 @@ async def test_hostile_mails_are_handled_while_the_event_loop_stays_responsive(
                 f"{lag.worst_wall * 1000:.1f} ms) over {time.monotonic() - started:.2f} s"
             )
         assert lag.ticks > 0 and lag.worst < LAG_BOUND and lag.worst_wall < WALL_BOUND
-        assert accepted == 2  # the whitespace mail is answered (bounded for the trimmer), and the plain one
+        # the whitespace mail is answered (bounded for the trimmer), the 10,000-recipient one (its lists cut to
+        # MAX_ADDRESSES before parsing) to its sender alone, and the plain one
+        assert accepted == 3
         answered = Counter(str(m["In-Reply-To"]) for m in smtp.handler.messages)
-        assert answered == Counter({"<q1@example.org>": 1, "<q4@example.org>": 1})
-        assert await events(services) == {"quarantined": 2}  # 10,000 recipients, 20,000 parts
+        assert answered == Counter({"<q1@example.org>": 1, "<q2@example.org>": 1, "<q4@example.org>": 1})
+        [crowd] = [m for m in smtp.handler.messages if str(m["In-Reply-To"]) == "<q2@example.org>"]
+        assert [a.addr_spec for a in crowd["To"].addresses] == ["customer2@example.org"]
+        assert crowd["Cc"] is None and crowd["Bcc"] is None
+        assert await events(services) == {"quarantined": 1}  # 20,000 parts
         with dovecot.client() as imap:
-            assert imap.select_folder("Quarantine")[b"EXISTS"] == 2
+            assert imap.select_folder("Quarantine")[b"EXISTS"] == 1
         assert await settle(services, channel) == 0
     finally:
         await channel.stop()
+
+
+async def test_the_service_starts_ready_with_such_mail_unread_and_health_answers_while_it_is_handled(
+    dovecot: DovecotServer, smtp: SmtpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A (re)start with the 10,000-recipient mail still unread: HTTP listens and is ready at once (parsing is off
+    the loop and after start-up), /health/live keeps answering promptly while the poller handles it (a Slack ack
+    is a handler on the same loop), and it is answered once, to its sender."""
+    dovecot.append([recipients_mail(1), customer_email(2)])
+    settings = email_settings(dovecot, smtp.port, tmp_path, http_port=0)
+    knowledge = ScriptedKnowledge({"": ("Here is what our guide says [1].", 0.9)})
+    app = SupportApp(await build_service(settings, knowledge=knowledge, with_escalation=False))
+    await app.start()
+    worst = 0.0
+    try:
+        async with aiohttp.ClientSession() as http, loop_lag() as lag:
+            base = f"http://127.0.0.1:{app.port}"
+            assert (await http.get(f"{base}/health/ready")).status == 200
+            deadline = time.monotonic() + 60.0
+            while len(smtp.handler.messages) < 2 and time.monotonic() < deadline:
+                asked = time.perf_counter()
+                assert (await http.get(f"{base}/health/live")).status == 200
+                worst = max(worst, time.perf_counter() - asked)
+                await asyncio.sleep(0.02)
+        with capsys.disabled():
+            print(f"\nstart with hostile mail unread: /health/live worst {worst * 1000:.1f} ms")
+        assert worst < WALL_BOUND and lag.worst < LAG_BOUND
+        answered = sorted(str(m["In-Reply-To"]) for m in smtp.handler.messages)
+        assert answered == ["<q1@example.org>", "<q2@example.org>"]
+    finally:
+        await app.stop(grace_seconds=0)
 
 
 async def test_a_parse_that_overruns_is_quarantined_and_the_next_mail_answered(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.messages import Channel
+from channels.slack.escape import with_mentions
 from channels.slack.interactions import clicks
 from tests.conftest import ManualClock
 from tests.fakes.slack_server import FakeSlack
@@ -123,6 +124,26 @@ async def test_only_agents_claim_or_resolve(harness: SlackHarness) -> None:
     await press(harness, click("claim", case, user="U0AGENT01", channel="C0ESCALATE", message_ts="1.1"))
     state = await harness.services.conversations.get(Channel.SLACK, KEY)
     assert state is not None and state.human_on_case and state.assignee == "U0AGENT01"
+
+
+async def test_claim_and_resolve_name_the_agent_as_a_mention(harness: SlackHarness) -> None:
+    """The agent's id comes from Slack's signed payload, so it is shown as a mention; the text around it stays
+    escaped, and an id-shaped word typed by a customer never becomes one (`with_mentions` only takes ids the
+    reply carries from the payload)."""
+    await ask(harness)
+    case = f"slack|{KEY}"
+    for action in ("claim", "resolve"):
+        await press(harness, click(action, case, user="U0AGENT01", channel="C0ESCALATE", message_ts="1.1"))
+    posts = [(p.channel, p.thread_ts, p.text) for p in harness.fake.messages if p.channel == "C0ESCALATE"]
+    assert posts[-2:] == [
+        ("C0ESCALATE", T1, "<@U0AGENT01> is on this case."),
+        ("C0ESCALATE", T1, "<@U0AGENT01> marked this case as resolved."),
+    ]
+    assert with_mentions("U0AGENT01 &lt;!channel&gt; xU0AGENT01", ["U0AGENT01"]) == (
+        "<@U0AGENT01> &lt;!channel&gt; xU0AGENT01"
+    )
+    for not_an_id in ("C0GENERAL1", "u0agent01", "U0AGENT01>|<!channel", "<!here>", "W"):
+        assert with_mentions(f"{not_an_id} claimed", [not_an_id]) == f"{not_an_id} claimed"
 
 
 async def test_claim_and_resolve_only_count_in_the_agents_channel(harness: SlackHarness) -> None:
