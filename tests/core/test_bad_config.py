@@ -12,6 +12,7 @@ from tests.cli import run_cli
 pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
 
 
+
 def _run(args: list[str], env_extra: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return run_cli(*args, data_dir=tmp_path, env=env_extra, timeout=120)
 

@@ -17,8 +17,8 @@ from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.store.outbox import Outbox
 from escalation.backends import InternalBackend, JiraBackend, RetryPolicy, WebhookBackend, ZendeskBackend
-from escalation.service import EscalationService
 from escalation.intent import EmbeddingIntentClassifier
+from escalation.service import EscalationService
 from knowledge.embedding import DEFAULT_MODEL, FastEmbedEmbedding, load_text_embedding
 from tests.conftest import ManualClock
 from tests.fakes.ticket_servers import FakeJira, FakeZendesk, WebhookReceiver
