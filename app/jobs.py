@@ -16,6 +16,7 @@ from bot.store.db import Database
 from bot.store.privacy import PrivacyStore
 from channels.email import EmailChannel
 from channels.slack import SlackChannel
+from scheduler.backlog import BacklogConfig, backlog_digest_job
 from scheduler.config import ReportConfig, RetryPolicy, SchedulerConfig
 from scheduler.gaps import GapBacklog, confident_with, gaps_job
 from scheduler.jobs import JobFn
@@ -29,6 +30,7 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
         report_schedule=settings.report_schedule,
         gaps_schedule=settings.gaps_schedule,
         kb_sync_schedule=settings.kb_sync_schedule,
+        backlog_schedule=settings.backlog_schedule,
         leader_lease_seconds=settings.leader_lease_seconds,
         misfire_grace_seconds=settings.misfire_grace_seconds,
         retry=RetryPolicy(settings.job_max_attempts, tuple(settings.job_retry_backoff_seconds)),
@@ -63,6 +65,12 @@ def app_jobs(w: Wiring, *, slack: SlackChannel | None, email: EmailChannel | Non
     jobs: dict[str, JobFn] = {}  # the outbox and the mailbox have loops of their own (one owner per loop)
     if w.escalation is not None:
         jobs["expire_confirmations"] = w.escalation.expire_due
+        backlog = BacklogConfig(
+            settings.handoff_sla_minutes,
+            settings.slack_escalation_channel,
+            tuple(settings.escalation_email),
+        )
+        jobs["backlog_digest"] = backlog_digest_job(w.db, w.clock, w.outbox, backlog, email)
     index = w.index
     if index is not None and settings.knowledge_paths:
         paths = [Path(p) for p in settings.knowledge_paths]

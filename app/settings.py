@@ -130,12 +130,15 @@ class Settings(BaseSettings):
     jira_api_token: SecretStr | None = None
     jira_project: str = ""
     jira_issue_type: str = "Task"
+    handoff_sla_minutes: int = Field(240, ge=1)  # an unclaimed hand-off older than this is late (backlog digest)
+    escalation_email: CommaList = []  # where the backlog digest is mailed too (besides SLACK_ESCALATION_CHANNEL)
 
     # --- scheduler ---
     timezone: str = "UTC"
     report_schedule: str = "0 9 * * mon"
     report_email_to: CommaList = []
     gaps_schedule: str = "0 8 * * *"
+    backlog_schedule: str = "0 8 * * *"
     kb_sync_schedule: str = "*/30 * * * *"
     outbox_flush_seconds: float = Field(5.0, gt=0)
     leader_lease_seconds: float = Field(30.0, gt=0)
@@ -155,6 +158,7 @@ class Settings(BaseSettings):
         "slack_link_domains",
         "email_bot_addresses",
         "report_email_to",
+        "escalation_email",
         mode="before",
     )(_split_commas)
 
@@ -199,7 +203,7 @@ class Settings(BaseSettings):
     def _seconds_list(cls, value: Any) -> Any:
         return [float(part) for part in _split_commas(value)] if isinstance(value, str) else value
 
-    @field_validator("report_schedule", "gaps_schedule", "kb_sync_schedule")
+    @field_validator("report_schedule", "gaps_schedule", "kb_sync_schedule", "backlog_schedule")
     @classmethod
     def _crontab(cls, value: str) -> str:
         try:

@@ -49,6 +49,7 @@ class SchedulerConfig:
     report_schedule: str = "0 9 * * mon"  # REPORT_SCHEDULE
     gaps_schedule: str = "0 8 * * *"  # GAPS_SCHEDULE
     kb_sync_schedule: str = "*/30 * * * *"  # KB_SYNC_SCHEDULE
+    backlog_schedule: str = "0 8 * * *"  # BACKLOG_SCHEDULE: the backlog digest for the agents
     retention_schedule: str = "30 3 * * *"  # (fixed) the daily RETENTION_DAYS purge, in the quiet hours
     expire_every_seconds: float = 60.0  # (fixed) how often pending confirmations are expired
     leader_lease_seconds: float = 30.0  # LEADER_LEASE_SECONDS: a dead leader is replaced within this
