@@ -28,6 +28,7 @@ log = structlog.get_logger(__name__)
 MODEL_PATH = Path(__file__).parent / "data" / "intent_model.json"
 MAX_UNITS = 12  # sentences read per message (a long email's first ones), plus the whole message
 MAX_CHARS = 1000
+MIN_WORDS = 2  # a one-word sentence ("Thanks", "Ann") says too little to be read alone
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n")  # a wrapped line (email at 72 columns) is not a sentence
 
 
@@ -35,7 +36,7 @@ def units(text: str) -> list[str]:
     """What is embedded for one message: the message (shortened) and, when it has several, its sentences."""
     whole = " ".join(text.split())[:MAX_CHARS]
     parts = [" ".join(p.split()) for p in _SENTENCE.split(text)]
-    sentences = [p for p in parts if len(p) > 1][:MAX_UNITS]
+    sentences = [p for p in parts if len(p.split()) >= MIN_WORDS][:MAX_UNITS]
     return [whole, *sentences] if len(sentences) > 1 else [whole]
 
 
@@ -70,16 +71,15 @@ class IntentModel:
         return np.asarray(exp / exp.sum(axis=1, keepdims=True))
 
     def decide(self, vectors: Sequence[Sequence[float]]) -> Intent:
-        """The message's intent from its units' vectors: the strongest signal any unit carries."""
+        """The message's intent from its units' vectors: a person when any unit asks for one (a request for a person
+        about a refund is still a request for a person), else a complaint when one is the likeliest reading of any
+        unit, else nothing."""
         probs = self.probabilities(vectors)
-        found = set()
-        for row in probs:
-            best = int(row.argmax())
-            if row[best] >= self.min_probability:
-                found.add(self.labels[best])
-        for intent in (Intent.PERSON, Intent.COMPLAINT):
-            if intent in found:
-                return intent
+        person, complaint = self.labels.index(Intent.PERSON), self.labels.index(Intent.COMPLAINT)
+        if any(row[person] >= self.min_probability for row in probs):
+            return Intent.PERSON
+        if any(int(row.argmax()) == complaint and row[complaint] >= self.min_probability for row in probs):
+            return Intent.COMPLAINT
         return Intent.NONE
 
 
