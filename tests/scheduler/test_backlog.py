@@ -18,6 +18,7 @@ from bot.store.db import Database
 from bot.store.leases import LeaseStore
 from bot.store.outbox import Outbox
 from bot.store.tables import InboundRow, OutboxRow, PendingActionRow
+from bot.strings import for_agents
 from escalation.backends import InternalBackend
 from escalation.backlog import backlog_figures, duration, handoff_times, render_digest
 from escalation.service import EscalationService
@@ -118,6 +119,17 @@ async def seed_day(db: Database, clock: ManualClock) -> EscalationService:
     return esc
 
 
+class RecordingMailer:
+    """A double for the `ReportMailer` port (the SMTP sender implements it; its own tests send for real)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[list[str], str, str]] = []
+
+    async def send_report(self, to: list[str], subject: str, text: str, html: str, png: bytes | None) -> None:
+        assert text.splitlines()[0] in html and png is None
+        self.sent.append((to, subject, text))
+
+
 async def test_a_seeded_days_digest_matches_the_figures_worked_out_by_hand(sqlite_db: Database) -> None:
     clock = ManualClock(T0)
     await seed_day(sqlite_db, clock)
@@ -148,9 +160,10 @@ async def test_a_seeded_days_digest_matches_the_figures_worked_out_by_hand(sqlit
     assert (times.handoffs, times.claimed, times.median, times.p90) == (6, 2, timedelta(hours=2), timedelta(hours=3))
     assert duration(None) == "-" and duration(timedelta(minutes=42)) == "42 min"
 
-    outbox = Outbox(sqlite_db, clock)
-    run = backlog_digest_job(sqlite_db, clock, outbox, BacklogConfig(240, "CAGENTS"))
-    assert await run() == "3 waiting, 2 past the SLA -> slack:CAGENTS"
+    outbox, mailer = Outbox(sqlite_db, clock), RecordingMailer()
+    run = backlog_digest_job(sqlite_db, clock, outbox, BacklogConfig(240, "CAGENTS", ("lead@shop.example",)), mailer)
+    assert await run() == "3 waiting, 2 past the SLA -> email:1, slack:CAGENTS"
+    assert mailer.sent == [(["lead@shop.example"], for_agents.BACKLOG_SUBJECT, text)]
     async with sqlite_db.sessions() as session:
         posted = (
             (await session.execute(select(OutboxRow.payload).where(OutboxRow.idempotency_key.like("backlog:%"))))
@@ -158,6 +171,13 @@ async def test_a_seeded_days_digest_matches_the_figures_worked_out_by_hand(sqlit
             .all()
         )
     assert [p["text"] for p in posted] == [text] and posted[0]["conversation_key"] == "CAGENTS"
+
+    # an agent who answers in the thread (without pressing Claim) ends the wait too
+    clock.advance(600)
+    await ConversationStore(sqlite_db, clock, outbox).record_human_message(Channel.API, "k:c", "UAGENT2", "Hi", "m1")
+    later = await backlog_figures(sqlite_db, clock.now(), SLA)
+    assert [c.conversation_key for c in later.waiting] == ["<a@x>", "C1:1.1"]
+    assert later.claimed_last_day == 3
 
 
 @pytest.mark.slow  # PostgreSQL, two replicas
