@@ -91,16 +91,16 @@ class EmbeddingIntentClassifier:
     def __init__(
         self, embedder: Embedder, model: IntentModel | None = None, fallback: IntentClassifier | None = None
     ) -> None:
-        self._embedder = embedder
-        self._model = model or IntentModel.load()
+        self.embedder = embedder
+        self.model = model or IntentModel.load()
         self._fallback = fallback or RuleClassifier()
 
     async def classify(self, text: str) -> Intent:
         if not text.strip():
             return Intent.NONE
         try:
-            vectors = await self._embedder.embed(units(text))
+            vectors = await self.embedder.embed(units(text))
         except Exception as exc:
             log.warning("intent.embedding_failed", error=type(exc).__name__, fallback=self._fallback.name)
             return await self._fallback.classify(text)
-        return self._model.decide(vectors)
+        return self.model.decide(vectors)

@@ -6,15 +6,20 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
+from app.build import escalation_config
 from bot.conversation import ConversationService
 from bot.messages import Action, ActionKind, Answer, Outcome, Turn
 from bot.offers import offer_message_id
 from bot.store.conversations import ConversationStore
+from bot.store.db import Database
 from bot.store.outbox import Outbox
 from bot.strings import for_customers
+from escalation.backends import InternalBackend
 from escalation.intent import EmbeddingIntentClassifier
+from escalation.service import EscalationService
+from tests.conftest import ManualClock
 from tests.doubles import ScriptedKnowledge
-from tests.escalation.conftest import ServiceFactory, email_msg, slack_msg
+from tests.escalation.conftest import ServiceFactory, email_msg, make_settings, slack_msg
 
 
 class AbstainingKnowledge:
@@ -54,11 +59,21 @@ async def test_offer_then_yes_by_email_opens_a_ticket_and_a_spoof_does_not(
 
 
 @pytest.mark.slow  # the embedding model
+def sqlite_bot(db: Database, answer: str, intent: EmbeddingIntentClassifier) -> ConversationService:
+    """The conversation service with escalation on SQLite (the backend does not matter to reading intent)."""
+    clock = ManualClock()
+    outbox = Outbox(db, clock)
+    conversations = ConversationStore(db, clock, outbox)
+    escalation = EscalationService(
+        db, clock, outbox, conversations, InternalBackend(db, clock), escalation_config(make_settings())
+    )
+    return ConversationService(ScriptedKnowledge({"": (answer, 0.9)}), conversations, escalation, intent=intent)
+
+
 async def test_a_complaint_gets_the_answer_and_a_ticket_offer_and_a_look_alike_only_the_answer(
-    conversations: ConversationStore, make_service: ServiceFactory, intent_classifier: EmbeddingIntentClassifier
+    sqlite_db: Database, intent_classifier: EmbeddingIntentClassifier
 ) -> None:
-    knowledge = ScriptedKnowledge({"": ("Duplicate charges are refunded within 5 days [1].", 0.9)})
-    bot = ConversationService(knowledge, conversations, make_service(), intent=intent_classifier)
+    bot = sqlite_bot(sqlite_db, "Duplicate charges are refunded within 5 days [1].", intent_classifier)
     [complaint] = await bot.handle(slack_msg(1, text="You charged my card twice this month. Refund me now!"))
     assert complaint.outcome is Outcome.ANSWERED_OFFER and complaint.text.startswith("Duplicate charges")
     assert ActionKind.OFFER_TICKET in {a.kind for a in complaint.actions}
@@ -69,10 +84,9 @@ async def test_a_complaint_gets_the_answer_and_a_ticket_offer_and_a_look_alike_o
 
 @pytest.mark.slow  # the embedding model
 async def test_by_email_a_person_request_with_agents_notified_still_offers_a_ticket(
-    conversations: ConversationStore, make_service: ServiceFactory, intent_classifier: EmbeddingIntentClassifier
+    sqlite_db: Database, intent_classifier: EmbeddingIntentClassifier
 ) -> None:
-    knowledge = ScriptedKnowledge({"": ("Refunds take 5 days [1].", 0.9)})
-    bot = ConversationService(knowledge, conversations, make_service(), intent=intent_classifier)
+    bot = sqlite_bot(sqlite_db, "Refunds take 5 days [1].", intent_classifier)
     [reply] = await bot.handle(email_msg(1, text="Could a human being look at my refund please?"))
     assert reply.outcome is Outcome.HANDOFF
     assert reply.text == f"Refunds take 5 days [1].\n\n{for_customers.HANDOFF}"  # the agents' channel was notified
