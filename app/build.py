@@ -22,9 +22,19 @@ from bot.actions import ActionPolicy, ActionService, InboundRouter
 from bot.conversation import ConversationService, Policy
 from bot.delivery import OutboxDispatcher
 from bot.inquiries import InquiryPipeline
+from bot.intent import RuleClassifier
 from bot.logging import configure_logging
 from bot.messages import Channel
-from bot.ports import Clock, Embedder, KnowledgeEngine, KnowledgeIndex, ReplySender, SpendMeter, SystemClock
+from bot.ports import (
+    Clock,
+    Embedder,
+    IntentClassifier,
+    KnowledgeEngine,
+    KnowledgeIndex,
+    ReplySender,
+    SpendMeter,
+    SystemClock,
+)
 from bot.reports import REPORT_KIND
 from bot.senders import SenderGuard, SenderLimits
 from bot.store.conversations import ConversationStore
@@ -42,6 +52,7 @@ from channels.slack import SlackChannel, SlackConfig
 from channels.slack.client import build_web_client
 from channels.slack.report import SlackReportPublisher, SlackReportSender
 from escalation import EscalationConfig, EscalationService, TicketBackendConfig, build_escalation
+from escalation.intent import EmbeddingIntentClassifier
 from knowledge import KnowledgeService, build_knowledge
 from knowledge.config import KnowledgeConfig
 from scheduler.mail import ReportMailSender
@@ -153,10 +164,13 @@ async def build_service(
     clock: Clock | None = None,
     with_escalation: bool = True,
     migrate: bool = True,
+    intent: IntentClassifier | None = None,
 ) -> Wiring:
     """Build the shared services of one process; runs database migrations first (unless `migrate=False`).
 
-    `knowledge` replaces the real engine (tests pass a scripted double; it then cannot ingest or embed)."""
+    `knowledge` replaces the real engine (tests pass a scripted double; it then cannot ingest or embed). `intent`
+    reads requests for a person: by default the embedding classifier over the engine's model, or the rule set
+    when there is no embedding model (a test double)."""
     offline_environment()
     clock = clock or SystemClock()
     db = open_database(settings)
@@ -172,11 +186,14 @@ async def build_service(
         engine = build_knowledge_engine(settings, spend=conversations)
         knowledge, index, embedder = engine, engine, engine
     escalation = build_escalation_service(settings, db, clock, outbox, conversations) if with_escalation else None
+    if intent is None:
+        intent = EmbeddingIntentClassifier(embedder) if embedder is not None else RuleClassifier()
     service = ConversationService(
         knowledge,
         conversations,
         escalation,
         Policy(max_chars=settings.max_question_chars, low_confidence=settings.low_confidence_threshold),
+        intent,
     )
     feedback = FeedbackStore(db, clock)
     actions = ActionService(conversations, feedback, escalation, ActionPolicy(frozenset(settings.slack_agent_users)))
@@ -364,7 +381,13 @@ class CommandContext:
         """The full service graph on this command's database (with the knowledge engine)."""
         if self._wiring is None:
             engine = self.knowledge()
-            built = await build_service(self.settings, knowledge=engine, clock=self.clock, migrate=False)
+            built = await build_service(
+                self.settings,
+                knowledge=engine,
+                clock=self.clock,
+                migrate=False,
+                intent=EmbeddingIntentClassifier(engine),
+            )
             self._wiring = dataclasses.replace(built, index=engine, embedder=engine)
         return self._wiring
 

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app.listener import body_deadline
 from app.wiring import Wiring
 from bot import metrics
-from channels.api import ApiConfig, AskEndpoint
+from channels.api import ApiConfig, ApiGate, AskEndpoint, ConfirmEndpoint
 from channels.api.admin import AdminConfig, AdminEndpoints
 from channels.api.handler import error
 
@@ -74,7 +74,9 @@ def build_http_app(
     app.router.add_get("/health/ready", ready)
     if with_metrics:
         app.router.add_get("/metrics", prometheus)
-    app.router.add_post("/api/ask", AskEndpoint(api, services.pipeline, services.clock))
+    gate = ApiGate(api)
+    app.router.add_post("/api/ask", AskEndpoint(gate, services.pipeline, services.clock, api.max_question_chars))
+    app.router.add_post("/api/actions/{token}/confirm", ConfirmEndpoint(gate, services.pipeline, services.clock))
     app.router.add_post("/slack/events", slack)
     admin = AdminConfig(tuple(settings.admin_keys), local_key, tuple(settings.knowledge_paths))
     app.router.add_routes(AdminEndpoints(admin, services.index).routes())

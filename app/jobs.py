@@ -15,6 +15,7 @@ from bot.ports import Clock, Embedder, KnowledgeEngine
 from bot.store.db import Database
 from bot.store.privacy import PrivacyStore
 from channels.slack import SlackChannel
+from scheduler.backlog import BacklogConfig, backlog_digest_job
 from scheduler.config import ReportConfig, RetryPolicy, SchedulerConfig
 from scheduler.gaps import GapBacklog, confident_with, gaps_job
 from scheduler.jobs import JobFn
@@ -28,6 +29,7 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
         report_schedule=settings.report_schedule,
         gaps_schedule=settings.gaps_schedule,
         kb_sync_schedule=settings.kb_sync_schedule,
+        backlog_schedule=settings.backlog_schedule,
         leader_lease_seconds=settings.leader_lease_seconds,
         misfire_grace_seconds=settings.misfire_grace_seconds,
         retry=RetryPolicy(settings.job_max_attempts, tuple(settings.job_retry_backoff_seconds)),
@@ -41,7 +43,7 @@ def report_config(settings: Settings) -> ReportConfig:
         slack_report_channel=settings.slack_report_channel if settings.slack_enabled else "",
         report_email_to=tuple(settings.report_email) if settings.smtp_host and settings.support_address else (),
         low_confidence_threshold=settings.low_confidence_threshold,
-        handoff_sla_hours=settings.handoff_sla_hours,
+        handoff_sla_minutes=settings.handoff_sla_minutes,
     )
 
 
@@ -63,6 +65,12 @@ def app_jobs(w: Wiring, *, slack: SlackChannel | None) -> dict[str, JobFn]:
     jobs: dict[str, JobFn] = {}  # the outbox and the mailbox have loops of their own (one owner per loop)
     if w.escalation is not None:
         jobs["expire_confirmations"] = w.escalation.expire_due
+        backlog = BacklogConfig(
+            settings.handoff_sla_minutes,
+            settings.slack_escalation_channel,
+            tuple(settings.escalation_email),
+        )
+        jobs["backlog_digest"] = backlog_digest_job(w.db, w.clock, w.outbox, backlog)
     index = w.index
     if index is not None and settings.knowledge_paths:
         paths = [Path(p) for p in settings.knowledge_paths]

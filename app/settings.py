@@ -133,14 +133,16 @@ class Settings(BaseSettings):
     jira_api_token: SecretStr | None = None
     jira_project: str = ""
     jira_issue_type: str = "Task"
+    handoff_sla_minutes: int = Field(240, ge=1)  # an unclaimed hand-off older than this is late (backlog digest)
+    escalation_email: CommaList = []  # where the backlog digest is mailed too (besides SLACK_ESCALATION_CHANNEL)
 
     # --- scheduler ---
     timezone: str = "UTC"
     report_schedule: str = "0 9 * * mon"
     # REPORT_EMAIL (REPORT_EMAIL_TO, its earlier name, still works): managers who get the weekly report by email
     report_email: CommaList = Field([], validation_alias=AliasChoices("report_email", "report_email_to"))
-    handoff_sla_hours: float = Field(4.0, gt=0)  # the weekly report counts hand-offs waiting longer as breaches
     gaps_schedule: str = "0 8 * * *"
+    backlog_schedule: str = "0 8 * * *"
     kb_sync_schedule: str = "*/30 * * * *"
     outbox_flush_seconds: float = Field(5.0, gt=0)
     leader_lease_seconds: float = Field(30.0, gt=0)
@@ -160,6 +162,7 @@ class Settings(BaseSettings):
         "slack_link_domains",
         "email_bot_addresses",
         "report_email",
+        "escalation_email",
         mode="before",
     )(_split_commas)
 
@@ -204,7 +207,7 @@ class Settings(BaseSettings):
     def _seconds_list(cls, value: Any) -> Any:
         return [float(part) for part in _split_commas(value)] if isinstance(value, str) else value
 
-    @field_validator("report_schedule", "gaps_schedule", "kb_sync_schedule")
+    @field_validator("report_schedule", "gaps_schedule", "kb_sync_schedule", "backlog_schedule")
     @classmethod
     def _crontab(cls, value: str) -> str:
         try:

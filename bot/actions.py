@@ -111,12 +111,23 @@ class ActionService:
         if kind is ActionKind.OFFER_TICKET:
             return await self._offer(action, self._escalation)
         if kind is ActionKind.CONFIRM:
+            await self._in_its_conversation(msg, action.value, self._escalation)
             ticket = await self._escalation.confirm(action.value, msg.sender)
             return [_Say(for_customers.TICKET_CREATED.format(reference=_ticket(ticket)), Outcome.HANDOFF, replace=True)]
         if kind is ActionKind.CANCEL:
+            await self._in_its_conversation(msg, action.value, self._escalation)
             await self._escalation.cancel(action.value, msg.sender)
             return [_Say(for_customers.TICKET_CANCELLED, replace=True)]
         return await self._case(msg, action, self._escalation)
+
+    async def _in_its_conversation(self, msg: InboundMessage, token: str, escalation: Escalation) -> None:
+        """An offer is decided in the conversation it was made in (an agent may decide it anywhere): a token that
+        leaked into another conversation, or another API client's, confirms nothing."""
+        preview = await escalation.preview(token)
+        here = (msg.channel, msg.conversation_key) == (preview.channel, preview.conversation_key)
+        if not here and not self._policy.is_agent(msg.sender):
+            log.warning("action.other_conversation", message_id=msg.message_id, token_prefix=token[:6])
+            raise NotAllowed(for_customers.NOT_YOURS)
 
     async def _feedback_vote(self, msg: InboundMessage, action: InboundAction) -> list[_Say]:
         up = action.kind is ActionKind.FEEDBACK_UP

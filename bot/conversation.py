@@ -1,8 +1,9 @@
 """The conversation service: one inbound message in, the replies to send out.
 
 It applies the guards (empty, too long, a person already on the case), lets an email reply confirm a proposed
-ticket, hands off when someone asks for a person, asks the knowledge engine with the stored history, and
-decides: answer; answer and offer a ticket (low confidence); or abstain and offer a ticket. Every turn is
+ticket, asks the `IntentClassifier` port what the message wants (a person: hand off; a complaint, billing dispute
+or urgent problem: answer and offer a ticket), asks the knowledge engine with the stored history, and decides:
+answer; answer and offer a ticket (low confidence, complaint); or abstain and offer a ticket. Every turn is
 stored with its trace in the same transaction that queues the replies, so nothing is lost or sent twice.
 It returns replies and never sends them: the composition root routes them through the outbox.
 """
@@ -10,7 +11,6 @@ It returns replies and never sends them: the composition root routes them throug
 from __future__ import annotations
 
 import dataclasses
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -20,31 +20,24 @@ import structlog
 from bot import metrics
 from bot.errors import UserFacingError
 from bot.handoff import hand_off
-from bot.messages import Action, ActionKind, Answer, InboundMessage, Outcome, Reply
-from bot.ports import Escalation, KnowledgeEngine
+from bot.intent import Intent, RuleClassifier
+from bot.messages import Action, ActionKind, Answer, Channel, InboundMessage, Outcome, Reply
+from bot.ports import Escalation, IntentClassifier, KnowledgeEngine
 from bot.store.conversations import ConversationStore, Trace
 from bot.strings import for_customers
 
 log = structlog.get_logger(__name__)
 
-_HUMAN_REQUEST = re.compile(
-    r"\b(talk|speak|chat)\s+(to|with)\s+(a\s+|an\s+|some\s*one|some\s+body|your\s+)?"
-    r"(human|person|agent|real\s+person|someone|somebody|support\s+(agent|person|team)|representative)\b"
-    r"|\b(human|live)\s+agent\b|\brepresentative,?\s+please\b",
-    re.IGNORECASE,
-)
-
-
-def wants_a_person(text: str) -> bool:
-    """True when the message asks for a human rather than an answer."""
-    return bool(_HUMAN_REQUEST.search(text))
-
 
 @dataclass(frozen=True, slots=True)
 class Policy:
+    """`answer_with_handoff`: channels where a request for a person also gets the answer (when there is one) and a
+    ticket offer in the same reply, because every round trip is slow there (email)."""
+
     max_chars: int = 4000
     low_confidence: float = 0.55
     history_turns: int = 12
+    answer_with_handoff: frozenset[Channel] = frozenset({Channel.EMAIL})
 
 
 class ConversationService:
@@ -54,8 +47,10 @@ class ConversationService:
         conversations: ConversationStore,
         escalation: Escalation | None,
         policy: Policy = Policy(),
+        intent: IntentClassifier | None = None,
     ) -> None:
         self._knowledge = knowledge
+        self._intent: IntentClassifier = intent or RuleClassifier()
         self._conversations = conversations
         self._escalation = escalation
         self._policy = policy
@@ -97,11 +92,12 @@ class ConversationService:
                     return self._simple(
                         msg, Outcome.HANDOFF, for_customers.TICKET_CONFIRMED.format(reference=ticket.reference)
                     )
-            if wants_a_person(text):
+            intent = await self._intent.classify(text)
+            if intent is not Intent.NONE:
+                log_.info("inquiry.intent", intent=intent.value, classifier=self._intent.name)
+            if intent is Intent.PERSON:
                 return await self._hand_off(msg, text)
-            history = await self._conversations.history(msg.channel, msg.conversation_key, self._policy.history_turns)
-            answer = await self._knowledge.answer(text, history)
-            return await self._answer(msg, text, answer)
+            return await self._answer(msg, text, await self._ask(msg, text), complaint=intent is Intent.COMPLAINT)
         except UserFacingError as exc:
             return self._simple(msg, Outcome.REJECTED, exc.message)
         except Exception:
@@ -112,14 +108,44 @@ class ConversationService:
                 msg, Outcome.FAILED, for_customers.APOLOGY.format(reference=reference), reference=reference
             )
 
+    async def _ask(self, msg: InboundMessage, text: str) -> Answer:
+        history = await self._conversations.history(msg.channel, msg.conversation_key, self._policy.history_turns)
+        return await self._knowledge.answer(text, history)
+
     async def _hand_off(self, msg: InboundMessage, text: str) -> tuple[Trace, list[Reply]]:
         result = await hand_off(self._escalation, msg, msg.conversation_key, msg.sender, text)
+        if msg.channel in self._policy.answer_with_handoff:
+            return await self._answer_and_hand_off(msg, text, result.text, result.offer)
         trace, replies = self._simple(msg, Outcome.HANDOFF, result.text)
         if result.offer is not None:
             replies = [dataclasses.replace(r, actions=(result.offer,)) for r in replies]
         return trace, replies
 
-    async def _answer(self, msg: InboundMessage, question: str, answer: Answer) -> tuple[Trace, list[Reply]]:
+    async def _answer_and_hand_off(
+        self, msg: InboundMessage, text: str, handoff_text: str, offer: Action | None
+    ) -> tuple[Trace, list[Reply]]:
+        """One reply that does everything: the answer when there is one, what happens next, and a ticket offer
+        (with how to confirm it) even when the agents were notified, so the case never rests on a live reply."""
+        answer = await self._ask(msg, text)
+        offer = offer or await self._offer_ticket(msg, "asked for a person")
+        answered = not answer.abstained and answer.confidence >= self._policy.low_confidence
+        body = f"{answer.text}\n\n{handoff_text}" if answered else handoff_text
+        reply = self._reply(
+            msg,
+            body,
+            Outcome.HANDOFF,
+            _reply_key(msg, 0),
+            citations=answer.citations if answered else (),
+            actions=(offer,) if offer is not None else (),
+            confidence=answer.confidence,
+        )
+        _observe(answer)
+        trace = dataclasses.replace(self._trace(Outcome.HANDOFF, text, body, answer), citations=reply.citations)
+        return trace, [reply]
+
+    async def _answer(
+        self, msg: InboundMessage, question: str, answer: Answer, *, complaint: bool = False
+    ) -> tuple[Trace, list[Reply]]:
         low = not answer.abstained and answer.confidence < self._policy.low_confidence
         actions: list[Action] = []
         key = _reply_key(msg, 0)
@@ -128,15 +154,16 @@ class ConversationService:
                 Action(ActionKind.FEEDBACK_UP, for_customers.HELPFUL, key),
                 Action(ActionKind.FEEDBACK_DOWN, for_customers.NOT_HELPFUL, key),
             ]
-        if answer.abstained or low:
-            offer = await self._offer_ticket(msg, "abstained" if answer.abstained else "low confidence")
+        if answer.abstained or low or complaint:
+            reason = "abstained" if answer.abstained else "low confidence" if low else "complaint or urgent"
+            offer = await self._offer_ticket(msg, reason)
             if offer is not None:
                 actions.append(offer)
         actions.append(Action(ActionKind.TALK_TO_PERSON, for_customers.TALK_TO_PERSON, msg.conversation_key))
         if answer.abstained:
             outcome, text = Outcome.ABSTAINED, for_customers.ABSTAIN
         else:
-            outcome, text = (Outcome.ANSWERED_OFFER if low else Outcome.ANSWERED), answer.text
+            outcome, text = (Outcome.ANSWERED_OFFER if low or complaint else Outcome.ANSWERED), answer.text
         reply = self._reply(
             msg,
             text,
@@ -147,14 +174,12 @@ class ConversationService:
             confidence=answer.confidence,
             low_confidence=low,
         )
-        for stage, ms in answer.stage_ms.items():
-            metrics.STAGE_LATENCY.labels(stage).observe(ms / 1000)
-        metrics.CONFIDENCE.observe(answer.confidence)
-        if answer.usage.input_tokens or answer.usage.output_tokens:
-            metrics.LLM_TOKENS.labels(answer.usage.model, "input").inc(answer.usage.input_tokens)
-            metrics.LLM_TOKENS.labels(answer.usage.model, "output").inc(answer.usage.output_tokens)
-            metrics.LLM_COST.labels(answer.usage.model).inc(answer.usage.cost_usd)
-        trace = Trace(
+        _observe(answer)
+        return self._trace(outcome, question, text, answer), [reply]
+
+    @staticmethod
+    def _trace(outcome: Outcome, question: str, text: str, answer: Answer) -> Trace:
+        return Trace(
             outcome=outcome.value,
             question=question,
             text=text,
@@ -168,7 +193,6 @@ class ConversationService:
             cost_usd=answer.usage.cost_usd,
             citations=answer.citations,
         )
-        return trace, [reply]
 
     async def _offer_ticket(self, msg: InboundMessage, reason: str) -> Action | None:
         if self._escalation is None:
@@ -197,6 +221,16 @@ class ConversationService:
             metadata=msg.metadata,
             **extra,  # type: ignore[arg-type]
         )
+
+
+def _observe(answer: Answer) -> None:
+    for stage, ms in answer.stage_ms.items():
+        metrics.STAGE_LATENCY.labels(stage).observe(ms / 1000)
+    metrics.CONFIDENCE.observe(answer.confidence)
+    if answer.usage.input_tokens or answer.usage.output_tokens:
+        metrics.LLM_TOKENS.labels(answer.usage.model, "input").inc(answer.usage.input_tokens)
+        metrics.LLM_TOKENS.labels(answer.usage.model, "output").inc(answer.usage.output_tokens)
+        metrics.LLM_COST.labels(answer.usage.model).inc(answer.usage.cost_usd)
 
 
 def _reply_key(msg: InboundMessage, n: int) -> str:

@@ -8,6 +8,7 @@ addressing or an internationalised domain.
 
 from __future__ import annotations
 
+import hashlib
 from email.utils import parseaddr
 
 
@@ -26,3 +27,9 @@ def support_domain(support_address: str) -> str:
 def offer_message_id(token: str, support_address: str) -> str:
     """The Message-ID of the email that offers ticket `token`."""
     return f"<offer-{token}@{support_domain(support_address)}>"
+
+
+def offer_reference(token: str) -> str:
+    """The short reference a customer and an agent can quote for an offer ("T-3FA9C2D1"): derived from the token
+    by a hash, so showing it reveals nothing that would let anyone confirm the offer."""
+    return "T-" + hashlib.sha256(token.encode()).hexdigest()[:8].upper()

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+from bot.intent import Intent
 from bot.messages import Answer, Channel, InboundMessage, Reply, TicketRef, TicketRequest, Turn
 
 
@@ -52,6 +53,16 @@ class Embedder(Protocol):
     """Turns texts into vectors with the knowledge base's embedding model (the gap backlog clusters with it)."""
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+class IntentClassifier(Protocol):
+    """Says whether a customer's message asks for a person, raises a complaint / billing dispute / urgent problem,
+    or is a question to answer (`bot.intent`). Implementations never raise for content; the embedding classifier
+    falls back to the rule set when its model fails."""
+
+    name: str
+
+    async def classify(self, text: str) -> Intent: ...
 
 
 class SpendMeter(Protocol):

@@ -23,6 +23,7 @@ from bot.store.db import Database
 from bot.store.outbox import Outbox
 from bot.strings import for_agents
 from escalation.actions import DONE, STATES, ActionStore, NewAction, PendingAction
+from escalation.backlog import HandoffLog
 from escalation.config import EscalationConfig
 from escalation.email_confirm import offer_tokens, same_address, says_yes
 from escalation.flow import ConfirmFlow
@@ -57,6 +58,7 @@ class EscalationService:
         self.backend = backend
         self._actions = ActionStore(db, clock, lease=lease)
         self._tickets = TicketStore(db, clock)
+        self._handoffs = HandoffLog(db, clock)
         executor = TicketExecutor(db, clock, outbox, backend, config.escalation_channel)
         self._flow = ConfirmFlow(self._actions, clock, {CREATE_TICKET: executor}, wait_seconds=wait_seconds)
 
@@ -143,6 +145,7 @@ class EscalationService:
             )
         else:
             log.warning("handoff.no_escalation_channel", channel=channel.value)
+        await self._handoffs.requested(channel, conversation_key, int(round_), bool(escalation_channel))
         new_links = {k: v for k, v in links.items() if k not in state.links}
         await self._conversations.mark_escalated(channel, conversation_key, {**new_links, "handoff_round": round_})
         log.info("handoff.recorded", channel=channel.value, agents_notified=bool(escalation_channel))
@@ -158,6 +161,7 @@ class EscalationService:
             raise InvalidTransition(for_agents.ALREADY_CLAIMED.format(assignee=state.assignee))
         await self._conversations.set_state(channel, conversation_key, HUMAN, assignee=agent)
         await self._tickets.claim(channel, conversation_key, agent)
+        await self._handoffs.claimed(channel, conversation_key, agent)
         log.info("case.claimed", channel=channel.value)
 
     async def resolve(self, channel: Channel, conversation_key: str, agent: str) -> None:
@@ -169,6 +173,7 @@ class EscalationService:
         resolutions = int(state.links.get("resolutions", 0)) if state is not None else 0
         await self._conversations.set_state(channel, conversation_key, RESOLVED, assignee=agent)
         await self._tickets.resolve(channel, conversation_key)
+        await self._handoffs.resolved(channel, conversation_key)
         await self._conversations.mark_escalated(channel, conversation_key, {"resolutions": resolutions + 1})
         log.info("case.resolved", channel=channel.value)
 

@@ -49,6 +49,7 @@ class SchedulerConfig:
     report_schedule: str = "0 9 * * mon"  # REPORT_SCHEDULE
     gaps_schedule: str = "0 8 * * *"  # GAPS_SCHEDULE
     kb_sync_schedule: str = "*/30 * * * *"  # KB_SYNC_SCHEDULE
+    backlog_schedule: str = "0 8 * * *"  # BACKLOG_SCHEDULE: the backlog digest for the agents
     retention_schedule: str = "30 3 * * *"  # (fixed) the daily RETENTION_DAYS purge, in the quiet hours
     expire_every_seconds: float = 60.0  # (fixed) how often pending confirmations are expired
     leader_lease_seconds: float = 30.0  # LEADER_LEASE_SECONDS: a dead leader is replaced within this
@@ -82,14 +83,14 @@ class ReportConfig:
     slack_report_channel: str = ""  # SLACK_REPORT_CHANNEL
     report_email_to: tuple[str, ...] = ()  # REPORT_EMAIL (or REPORT_EMAIL_TO), comma-separated
     low_confidence_threshold: float = 0.55  # LOW_CONFIDENCE_THRESHOLD: answers below it are gap candidates
-    handoff_sla_hours: float = 4.0  # HANDOFF_SLA_HOURS: a hand-off waiting longer for a person is a breach
+    handoff_sla_minutes: int = 240  # HANDOFF_SLA_MINUTES: a hand-off waiting longer for a person is a breach
 
     def __post_init__(self) -> None:
         zone(self.timezone)
         if not 0.0 <= self.low_confidence_threshold <= 1.0:
             raise ConfigError("LOW_CONFIDENCE_THRESHOLD: between 0 and 1")
-        if self.handoff_sla_hours <= 0:
-            raise ConfigError("HANDOFF_SLA_HOURS: must be positive")
+        if self.handoff_sla_minutes <= 0:
+            raise ConfigError("HANDOFF_SLA_MINUTES: must be positive")
 
     @property
     def tz(self) -> tzinfo:

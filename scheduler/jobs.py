@@ -31,7 +31,8 @@ KB_SYNC = "kb_sync"
 WEEKLY_REPORT = "weekly_report"
 KNOWLEDGE_GAPS = "knowledge_gaps"
 RETENTION = "retention"
-JOB_NAMES = (EXPIRE_CONFIRMATIONS, KB_SYNC, WEEKLY_REPORT, KNOWLEDGE_GAPS, RETENTION)
+BACKLOG_DIGEST = "backlog_digest"
+JOB_NAMES = (EXPIRE_CONFIRMATIONS, KB_SYNC, WEEKLY_REPORT, KNOWLEDGE_GAPS, RETENTION, BACKLOG_DIGEST)
 FREQUENT = (EXPIRE_CONFIRMATIONS,)  # logged at DEBUG when they start and finish
 
 
@@ -92,6 +93,7 @@ def job_table(config: SchedulerConfig, callables: Mapping[str, JobFn]) -> dict[s
         WEEKLY_REPORT: (config.report_schedule, 0.0, "post the weekly report for managers"),
         KNOWLEDGE_GAPS: (config.gaps_schedule, 0.0, "refresh and post the knowledge-gap backlog"),
         RETENTION: (config.retention_schedule, 0.0, "blank message bodies older than RETENTION_DAYS"),
+        BACKLOG_DIGEST: (config.backlog_schedule, 0.0, "post the backlog digest: late hand-offs, offers, dead letters"),
     }
     table: dict[str, JobSpec] = {}
     for name, fn in callables.items():

@@ -64,7 +64,7 @@ class RenderedReport:
 
 async def build_report(db: Database, config: ReportConfig, week: Week) -> RenderedReport:
     report = await weekly_report(
-        db, week, config.tz, timezone_name=config.timezone, sla=timedelta(hours=config.handoff_sla_hours)
+        db, week, config.tz, timezone_name=config.timezone, sla=timedelta(minutes=config.handoff_sla_minutes)
     )
     doc = report_document(report)
     return RenderedReport(report, doc, render_text(doc), render_blocks(doc), render_html(doc), render_chart(report))

@@ -20,7 +20,7 @@ from bot.ports import Clock
 from bot.store.codec import citation_to_json
 from bot.store.db import Database
 from bot.store.outbox import Outbox
-from bot.store.tables import ConversationRow, InboundRow, TurnRow
+from bot.store.tables import ConversationRow, HandoffRow, InboundRow, TurnRow
 
 BOT, HUMAN, RESOLVED = "bot", "human", "resolved"
 
@@ -253,3 +253,13 @@ class ConversationStore:
             if row.escalated_at is not None and row.first_human_response_at is None:
                 row.first_human_response_at = now
             row.updated_at = now
+            # a person answering in the thread takes the case as a Claim click does (time to first human ends)
+            await session.execute(
+                update(HandoffRow)
+                .where(
+                    HandoffRow.channel == channel.value,
+                    HandoffRow.conversation_key == key,
+                    HandoffRow.claimed_at.is_(None),
+                )
+                .values(claimed_at=now, claimed_by=sender)
+            )

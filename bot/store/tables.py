@@ -10,7 +10,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Dialect, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -319,6 +331,28 @@ class MailboxParseRow(Base):
     uid: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime]
+
+
+class HandoffRow(Base):
+    """One request for a person (a round: a case resolved and asked about again is a new round), with when an agent
+    claimed it: time to first human is `claimed_at - requested_at`. Unclaimed and unresolved past HANDOFF_SLA_MINUTES,
+    it is in the backlog digest."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (
+        UniqueConstraint("channel", "conversation_key", "round", name="uq_handoffs_case_round"),
+        Index("ix_handoffs_requested", "requested_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    conversation_key: Mapped[str] = mapped_column(String(512))
+    round: Mapped[int] = mapped_column(Integer)
+    agents_notified: Mapped[bool] = mapped_column(Boolean)
+    requested_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    claimed_by: Mapped[str] = mapped_column(String(320), default="")
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ReviewVerdictRow(Base):

@@ -52,7 +52,7 @@ ACTION_FAILED = "I couldn't open the ticket just now. I'll keep trying; you can 
 
 # --- email ------------------------------------------------------------------------------------------------------
 DEFAULT_SUBJECT = "Re: your message to support"
-CONFIRM_TICKET_BY_REPLY = 'Reply "yes" to this email to open a ticket.'
+CONFIRM_TICKET_BY_REPLY = "Reply YES to this email to open a ticket (reference {reference})."
 TALK_TO_PERSON_BY_REPLY = 'Reply "talk to a person" to this email to reach our support team.'
 FOOTER = "This answer was written automatically by our support assistant."
 

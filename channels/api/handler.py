@@ -1,5 +1,7 @@
-"""`POST /api/ask`: a bearer key (one of several, for rotation) compared in constant time, a per-key rate limit,
-and the question translated to an `InboundMessage` that the core records and answers before the response."""
+"""`POST /api/ask` and `POST /api/actions/{token}/confirm`: a bearer key (one of several, for rotation) compared in
+constant time, a per-key rate limit, and the request translated to an `InboundMessage` (a question, or a click on
+the offer's Confirm) that the core records and answers before the response. An offer carries its token; the core
+confirms it only for the key and the conversation it was made in."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from aiohttp import web
 from aiolimiter import AsyncLimiter
 
 from bot import metrics
-from bot.messages import Channel, InboundMessage, Reply, clean_text
+from bot.messages import Action, ActionKind, Channel, InboundAction, InboundMessage, Outcome, Reply, clean_text
+from bot.offers import offer_reference
 from bot.ports import Clock, InlineIntake
 from bot.store.codec import citation_to_json
 
@@ -68,17 +71,15 @@ class ApiKeys:
         return True
 
 
-class AskEndpoint:
-    """The aiohttp handler for `POST /api/ask`."""
+class ApiGate:
+    """Key check, brute-force limit and per-key rate limit, shared by every API route (one budget per key)."""
 
-    def __init__(self, config: ApiConfig, intake: InlineIntake, clock: Clock) -> None:
+    def __init__(self, config: ApiConfig) -> None:
         self._keys = ApiKeys(config.keys, config.rate_limit_per_minute)
         self._failures = FailureLimiter(config.failed_auth_per_minute)
-        self._max_chars = config.max_question_chars
-        self._intake = intake
-        self._clock = clock
 
-    async def __call__(self, request: web.Request) -> web.Response:
+    async def admit(self, request: web.Request) -> str | web.Response:
+        """The caller's key id, or the refusal to return."""
         remote = request.remote or "unknown"
         if self._failures.exhausted(remote):
             return refused(request, 429, "too_many_failures", "too many failed attempts; wait a minute")
@@ -88,12 +89,33 @@ class AskEndpoint:
             return refused(request, 401, "unauthorized", "missing or invalid API key", {"WWW-Authenticate": "Bearer"})
         if not await self._keys.allow(key_id):
             return refused(request, 429, "rate_limited", "rate limit exceeded; slow down", {"Retry-After": "60"})
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            return refused(request, 400, "bad_request", 'body must be JSON: {"question": "..."}')
-        question = body.get("question") if isinstance(body, dict) else None
-        if not isinstance(question, str):
+        return key_id
+
+
+async def json_body(request: web.Request) -> dict[str, Any] | None:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+class AskEndpoint:
+    """The aiohttp handler for `POST /api/ask`."""
+
+    def __init__(self, gate: ApiGate, intake: InlineIntake, clock: Clock, max_chars: int) -> None:
+        self._gate = gate
+        self._intake = intake
+        self._clock = clock
+        self._max_chars = max_chars
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        key_id = await self._gate.admit(request)
+        if isinstance(key_id, web.Response):
+            return key_id
+        body = await json_body(request)
+        question = body.get("question") if body is not None else None
+        if body is None or not isinstance(question, str):
             return refused(request, 400, "bad_request", 'body must be JSON: {"question": "..."}')
         if len(question) > self._max_chars:
             return refused(request, 413, "too_long", f"the question is longer than {self._max_chars} characters")
@@ -108,15 +130,52 @@ class AskEndpoint:
             text=question,
             received_at=self._clock.now(),
         )
-        try:
-            replies = await self._intake.ask(msg)
-        except Exception:
-            reference = secrets.token_hex(4)
-            log.exception("api.ask_failed", message_id=msg.message_id, reference=reference)
-            return error(500, f"internal error (reference: {reference})")
-        if not replies:
-            return error(503, "no answer could be produced; try again")
-        return web.json_response(reply_json(replies[0], conversation_id))
+        return await answer(self._intake, msg, conversation_id)
+
+
+class ConfirmEndpoint:
+    """`POST /api/actions/{token}/confirm` with `{"conversation_id": ...}`: the offer's Confirm, pressed over the
+    API. Confirming twice returns the same ticket; another key or another conversation is refused (403)."""
+
+    def __init__(self, gate: ApiGate, intake: InlineIntake, clock: Clock) -> None:
+        self._gate = gate
+        self._intake = intake
+        self._clock = clock
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        key_id = await self._gate.admit(request)
+        if isinstance(key_id, web.Response):
+            return key_id
+        body = await json_body(request)
+        conversation_id = body.get("conversation_id") if body is not None else None
+        if not isinstance(conversation_id, str) or not conversation_id:
+            return refused(request, 400, "bad_request", 'body must be JSON: {"conversation_id": "..."}')
+        msg = InboundMessage(
+            channel=Channel.API,
+            conversation_key=f"{key_id}:{conversation_id}",
+            message_id=f"{key_id}:{uuid.uuid4().hex}",
+            sender=f"api:{key_id}",
+            text="",
+            received_at=self._clock.now(),
+            action=InboundAction(ActionKind.CONFIRM, clean_text(request.match_info["token"])),
+        )
+        return await answer(self._intake, msg, conversation_id)
+
+
+async def answer(intake: InlineIntake, msg: InboundMessage, conversation_id: str) -> web.Response:
+    """Have the core record and answer `msg`; its first reply as JSON (a refusal by the core is a 403)."""
+    try:
+        replies = await intake.ask(msg)
+    except Exception:
+        reference = secrets.token_hex(4)
+        log.exception("api.ask_failed", message_id=msg.message_id, reference=reference)
+        return error(500, f"internal error (reference: {reference})")
+    if not replies:
+        return error(503, "no answer could be produced; try again")
+    reply = replies[0]
+    if reply.outcome is Outcome.REJECTED and msg.action is not None:
+        return web.json_response({**reply_json(reply, conversation_id), "error": reply.text}, status=403)
+    return web.json_response(reply_json(reply, conversation_id))
 
 
 class FailureLimiter:
@@ -159,7 +218,20 @@ def reply_json(reply: Reply, conversation_id: str) -> dict[str, Any]:
         "confidence": reply.confidence,
         "low_confidence": reply.low_confidence,
         "citations": [citation_to_json(c) for c in reply.citations],
-        "actions": [{"kind": a.kind.value, "label": a.label} for a in reply.actions],
+        "actions": [_action_json(a) for a in reply.actions],
         "reference_id": reply.reference_id,
         "conversation_id": conversation_id,
     }
+
+
+def _action_json(action: Action) -> dict[str, str]:
+    """An offer carries its token (what `POST /api/actions/{token}/confirm` takes) and its reference."""
+    if action.kind is ActionKind.OFFER_TICKET and action.value:
+        return {
+            "kind": action.kind.value,
+            "label": action.label,
+            "token": action.value,
+            "reference": offer_reference(action.value),
+            "confirm": f"/api/actions/{action.value}/confirm",
+        }
+    return {"kind": action.kind.value, "label": action.label}

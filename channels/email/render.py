@@ -19,7 +19,7 @@ import html2text
 from markdown_it import MarkdownIt
 
 from bot.messages import ActionKind, Citation, Reply
-from bot.offers import offer_message_id, support_domain
+from bot.offers import offer_message_id, offer_reference, support_domain
 from bot.strings import for_customers
 from channels.email.parsing import aligned
 
@@ -76,9 +76,10 @@ def _title(citation: Citation) -> str:
 
 def _instructions(reply: Reply) -> list[str]:
     kinds = {a.kind for a in reply.actions}
+    offer = next((a for a in reply.actions if a.kind is ActionKind.OFFER_TICKET and a.value), None)
     lines = []
-    if ActionKind.OFFER_TICKET in kinds:
-        lines.append(for_customers.CONFIRM_TICKET_BY_REPLY)
+    if offer is not None:
+        lines.append(for_customers.CONFIRM_TICKET_BY_REPLY.format(reference=offer_reference(offer.value)))
     elif ActionKind.TALK_TO_PERSON in kinds:
         lines.append(for_customers.TALK_TO_PERSON_BY_REPLY)
     return lines

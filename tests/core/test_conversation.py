@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from bot.conversation import ConversationService, Policy, wants_a_person
+from bot.conversation import ConversationService, Policy
+from bot.intent import wants_a_person
 from bot.messages import ActionKind, Channel, InboundMessage, Outcome
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.messages import Action, ActionKind, Channel, Citation, InboundMessage, Outcome, Reply, frozen_map
+from bot.offers import offer_reference
 from channels.email import UnparseableEmail, build_reply, classify, parse_email, reply_message_id, trim_reply
 from channels.email.parsing import MAX_ADDRESSES, aligned, decode_bytes, first_addresses, organisational_domain
 from channels.email.render import reply_subject
@@ -130,7 +131,11 @@ def test_reply_ids_are_random_and_the_offer_id_is_the_token() -> None:
     email = build_reply(offer, "support@acme.test")
     assert email["Message-ID"] == "<offer-tok123@acme.test>"
     body = email.get_body(("plain",))
-    assert body is not None and 'Reply "yes" to this email to open a ticket.' in body.get_content()
+    reference = offer_reference("tok123")
+    assert reference.startswith("T-") and "tok123" not in reference
+    assert (
+        body is not None and f"Reply YES to this email to open a ticket (reference {reference})." in body.get_content()
+    )
 
 
 def test_reply_to_header_wins_over_sender() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,9 @@ from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.store.outbox import Outbox
 from escalation.backends import InternalBackend, JiraBackend, RetryPolicy, WebhookBackend, ZendeskBackend
+from escalation.intent import EmbeddingIntentClassifier
 from escalation.service import EscalationService
+from knowledge.embedding import DEFAULT_MODEL, FastEmbedEmbedding, load_text_embedding
 from tests.conftest import ManualClock
 from tests.fakes.ticket_servers import FakeJira, FakeZendesk, WebhookReceiver
 
@@ -134,3 +137,20 @@ def zendesk_backend(server: FakeZendesk) -> ZendeskBackend:
 
 def jira_backend(server: FakeJira) -> JiraBackend:
     return JiraBackend(server.url, server.email, server.token, server.project, retry=FAST_RETRY)
+
+
+class ModelEmbedder:
+    """The `Embedder` port over the bundled embedding model (what `KnowledgeService.embed` does, without an index)."""
+
+    def __init__(self, model: FastEmbedEmbedding) -> None:
+        self._model = model
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self._model.embed_texts, list(texts))
+
+
+@pytest.fixture(scope="session")
+def intent_classifier(tmp_path_factory: pytest.TempPathFactory) -> EmbeddingIntentClassifier:
+    """The shipped intent classifier over the real all-MiniLM-L6-v2 (loaded once per test session)."""
+    model = FastEmbedEmbedding(load_text_embedding(DEFAULT_MODEL, tmp_path_factory.mktemp("intent-model")))
+    return EmbeddingIntentClassifier(ModelEmbedder(model))

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 
+from app.build import build_email, build_service
+from app.wiring import Wiring
 from bot.errors import InvalidTransition
 from bot.messages import Action, ActionKind, Channel, Outcome, Reply
-from bot.offers import offer_message_id
+from bot.offers import offer_message_id, offer_reference
 from bot.store.db import Database
 from bot.store.tables import TicketRow
 from bot.strings import for_customers
+from channels.email import EmailChannel
 from escalation.actions import new_token
 from escalation.email_confirm import offer_tokens, same_address, says_yes
+from escalation.intent import EmbeddingIntentClassifier
 from tests.conftest import ManualClock
+from tests.doubles import ScriptedKnowledge
+from tests.email.conftest import SUPPORT as SUPPORT_EMAIL
+from tests.email.conftest import SmtpServer, customer_email, email_settings, start_smtp
+from tests.email.dovecot import DovecotServer
 from tests.escalation.conftest import ServiceFactory, email_msg, slack_msg
 
 SUPPORT = "Support <help@shop.example>"
@@ -149,3 +160,94 @@ def test_one_offer_id_is_written_and_matched_for_every_form_of_the_support_addre
     )
     assert written == f"<offer-{token}@{domain}>"
     assert offer_tokens({"in_reply_to": written, "references": ""}, support_address) == [token]
+
+
+# --- end to end: a real Dovecot, a real SMTP server, the service from the composition root -----------------------
+
+
+@pytest.fixture
+def imap_server() -> Iterator[DovecotServer]:
+    server = DovecotServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = start_smtp()
+    try:
+        yield server
+    finally:
+        server.controller.stop()
+
+
+@pytest.fixture
+async def mail_service(
+    imap_server: DovecotServer, smtp_server: SmtpServer, tmp_path: Path, intent_classifier: EmbeddingIntentClassifier
+) -> AsyncIterator[Wiring]:
+    """Email on, escalation on, no agents' channel: only a ticket can follow a request for a person."""
+    dovecot, smtp = imap_server, smtp_server
+    knowledge = ScriptedKnowledge({"refund": ("Refunds go back to the card you paid with within 5 days [1].", 0.9)})
+    built = await build_service(
+        email_settings(dovecot, smtp.port, tmp_path), knowledge=knowledge, intent=intent_classifier
+    )
+    try:
+        yield built
+    finally:
+        await built.pipeline.drain()
+        await built.dispatcher.stop()
+        await built.db.dispose()
+
+
+async def _settle(services: Wiring, channel: EmailChannel) -> None:
+    await channel.poll_once()
+    await services.pipeline.drain()
+    await services.dispatcher.flush_once()
+
+
+@pytest.mark.slow  # real Dovecot and SMTP servers, the embedding model
+async def test_by_email_a_request_for_a_person_in_own_words_ends_in_one_ticket(
+    mail_service: Wiring, imap_server: DovecotServer, smtp_server: SmtpServer
+) -> None:
+    dovecot, smtp = imap_server, smtp_server
+    channel = build_email(mail_service)
+    mail_service.dispatcher.register(Channel.EMAIL, channel.sender)
+    ann = "ann@example.org"
+    dovecot.append(
+        customer_email(
+            1,
+            sender=ann,
+            subject="Invoice 4412",
+            body="Hello,\n\nI was charged twice for invoice 4412, and I want a refund.\nPlease get me a person to "
+            "sort this out.\n\nAnn",
+        )
+    )
+    await _settle(mail_service, channel)
+    (first,) = smtp.handler.messages
+    body = first.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    token = str(first["Message-ID"]).removeprefix("<offer-").partition("@")[0]
+    assert str(first["Message-ID"]) == offer_message_id(token, SUPPORT_EMAIL)  # the first reply IS the offer
+    assert "Refunds go back to the card you paid with" in text  # the answer, in the same reply
+    assert f"Reply YES to this email to open a ticket (reference {offer_reference(token)})." in text
+    assert for_customers.HANDOFF not in text and for_customers.NO_AGENT_OFFER_TICKET in text  # nobody promised
+    offer_id = str(first["Message-ID"])
+
+    dovecot.append(customer_email(2, sender="mallory@evil.example", in_reply_to=offer_id, body="yes"))  # spoofed
+    dovecot.append(customer_email(3, sender=ann, subject="Re: Invoice 4412", body="yes"))  # no reply headers
+    await _settle(mail_service, channel)
+    assert await tickets(mail_service.db) == 0
+
+    dovecot.append(customer_email(4, sender=ann, subject="Re: Invoice 4412", in_reply_to=offer_id, body="Yes"))
+    dovecot.append(customer_email(5, sender=ann, subject="Re: Invoice 4412", in_reply_to=offer_id, body="yes!"))
+    await _settle(mail_service, channel)
+    assert await tickets(mail_service.db) == 1
+    confirmations = [m for m in smtp.handler.messages if m["In-Reply-To"] in ("<q4@example.org>", "<q5@example.org>")]
+    assert len(confirmations) == 2
+    for reply_mail in confirmations:
+        assert offer_id in str(reply_mail["References"])  # in the customer's thread
+        part = reply_mail.get_body(("plain",))
+        assert part is not None and for_customers.TICKET_CONFIRMED.format(reference="#1") in part.get_content()

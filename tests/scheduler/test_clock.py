@@ -29,7 +29,14 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def test_the_job_table_has_no_job_that_duplicates_a_loop() -> None:
-    assert set(JOB_NAMES) == {"expire_confirmations", "kb_sync", "weekly_report", "knowledge_gaps", "retention"}
+    assert set(JOB_NAMES) == {
+        "expire_confirmations",
+        "kb_sync",
+        "weekly_report",
+        "knowledge_gaps",
+        "retention",
+        "backlog_digest",
+    }
 
     async def nothing() -> None:
         return None
