@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Integer, and_, cast, exists, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.messages import Citation
+from bot.store.codec import citation_from_json
 from bot.store.db import Database
 from bot.store.ledger import DEAD_LETTER
 from bot.store.tables import (
@@ -146,6 +148,7 @@ async def _lines(db: Database, query: Any, before: int | None, size: int) -> Pag
 @dataclass(frozen=True, slots=True)
 class TurnView:
     row: TurnRow
+    citations: tuple[Citation, ...] = ()
     thumbs_up: int = 0
     thumbs_down: int = 0
     verdict: ReviewVerdictRow | None = None
@@ -192,6 +195,7 @@ async def conversation(db: Database, conversation_id: int, limit: int = 500) -> 
     views = [
         TurnView(
             t,
+            tuple(citation_from_json(c) for c in t.citations if isinstance(c, dict) and "index" in c),
             votes.get(t.message_id, []).count(1),
             votes.get(t.message_id, []).count(-1),
             verdicts.get(t.id),
