@@ -97,15 +97,22 @@ SEED = [
 
 async def run(report: Report, quick: bool) -> None:
     conversations = 50_000 if quick else 500_000
-    name = f"bench_console_{secrets.token_hex(4)}"
+    keep = os.environ.get("BENCH_CONSOLE_DB", "")  # a database name: seeded once, kept, reused (for tuning)
+    name = keep or f"bench_console_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(ADMIN_URL)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+    if not exists:
+        await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
     url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
     db = Database(url)
+    now = datetime.now(UTC)
     try:
         await db.upgrade()
-        now = datetime.now(UTC)
+        if exists:
+            report.add("database reused", 1.0, "", name)
+            await _time_pages(report, db, conversations, now)
+            return
         start = now - timedelta(days=DAYS)
         step = timedelta(days=DAYS) / conversations
         raw = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
@@ -123,9 +130,10 @@ async def run(report: Report, quick: bool) -> None:
         await _time_pages(report, db, conversations, now)
     finally:
         await db.dispose()
-        admin = await asyncpg.connect(ADMIN_URL)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        if not keep:
+            admin = await asyncpg.connect(ADMIN_URL)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
 
 
 async def _time_pages(report: Report, db: Database, conversations: int, now: datetime) -> None:

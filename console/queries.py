@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, exists, func, or_, select
+from sqlalchemy import Integer, and_, cast, exists, func, or_, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.messages import Citation
@@ -107,7 +107,7 @@ _LINE = (
 
 
 async def bot_turns(db: Database, bands: Bands, f: TurnFilter, before: int | None, size: int) -> Page:
-    """Bot answers (one per inquiry), newest first, filtered."""
+    """Bot answers (one per inquiry), newest first, filtered; the cursor is the last row's id."""
     query = select(*_LINE).where(TurnRow.role == BOT)
     if f.channel:
         query = query.where(TurnRow.channel == f.channel)
@@ -121,8 +121,24 @@ async def bot_turns(db: Database, bands: Bands, f: TurnFilter, before: int | Non
     if f.until:
         query = query.where(TurnRow.created_at < _day_start(f.until + timedelta(days=1)))
     if f.feedback:
-        query = query.where(_feedback({"down": -1, "up": 1}.get(f.feedback)))
-    return await _lines(db, query, before, size)
+        query = query.where(_has_feedback({"down": -1, "up": 1}.get(f.feedback)))
+    if not (f.since or f.until):
+        return await _lines(db, query, before, size)  # bot turns are stored in time order: id order is time order
+    if before is not None:  # a date range reads the created_at index; the cursor row's time continues the list
+        anchor = select(TurnRow.created_at).where(TurnRow.id == before).scalar_subquery()
+        query = query.where(tuple_(TurnRow.created_at, TurnRow.id) < tuple_(anchor, before))
+    query = query.order_by(TurnRow.created_at.desc(), TurnRow.id.desc()).limit(size + 1)
+    async with db.sessions() as session:
+        rows = [TurnLine(*r) for r in (await session.execute(query)).tuples()]
+    return _page(rows, size, lambda r: r.id)
+
+
+def _has_feedback(value: int | None) -> ColumnElement[bool]:
+    """Answers with feedback, as an IN over the (small) feedback table: one hashed lookup per scanned turn."""
+    refs = select(FeedbackRow.reply_ref)
+    if value is not None:
+        refs = refs.where(FeedbackRow.value == value)
+    return TurnRow.message_id.in_(refs)
 
 
 async def review_queue(db: Database, bands: Bands, before: int | None, size: int) -> Page:
@@ -227,33 +243,23 @@ class Overview:
 
 async def overview(db: Database, since: datetime) -> Overview:
     recent = and_(TurnRow.role == BOT, TurnRow.created_at >= since)
+    bucket = cast(TurnRow.confidence * 5, Integer)
     async with db.sessions() as session:
-        grid = {
-            (c, o): int(n)
-            for c, o, n in (
-                await session.execute(
-                    select(TurnRow.channel, TurnRow.outcome, func.count())
-                    .where(recent)
-                    .group_by(TurnRow.channel, TurnRow.outcome)
-                )
-            ).tuples()
-        }
-        total = sum(grid.values())
-        p50 = await _percentile(session, recent, total, 0.50)
-        p95 = await _percentile(session, recent, total, 0.95)
-        bucket = cast(TurnRow.confidence * 5, Integer)
-        buckets = dict(
-            (
-                await session.execute(
-                    select(bucket, func.count()).where(recent, TurnRow.confidence.is_not(None)).group_by(bucket)
-                )
-            )
-            .tuples()
-            .all()
+        grid: dict[tuple[str, str], int] = {}
+        buckets: dict[int, int] = {}
+        cost = 0.0
+        rows = await session.execute(  # one pass over the period's answers for counts, confidence and cost
+            select(TurnRow.channel, TurnRow.outcome, bucket, func.count(), func.sum(TurnRow.cost_usd))
+            .where(recent)
+            .group_by(TurnRow.channel, TurnRow.outcome, bucket)
         )
-        cost = (
-            await session.execute(select(func.coalesce(func.sum(TurnRow.cost_usd), 0.0)).where(recent))
-        ).scalar_one()
+        for channel, outcome, band, n, spent in rows.tuples():
+            grid[(channel, outcome)] = grid.get((channel, outcome), 0) + int(n)
+            if band is not None:
+                buckets[int(band)] = buckets.get(int(band), 0) + int(n)
+            cost += float(spent or 0.0)
+        total = sum(grid.values())
+        p50, p95 = await _latency_percentiles(session, db.dialect, recent, total)
         down = (
             await session.execute(
                 select(func.count())
@@ -287,7 +293,7 @@ async def overview(db: Database, since: datetime) -> Overview:
         ).scalar_one()
     handled = sum(n for (_, o), n in grid.items() if o in ("answered", "answered_offer"))
     labels = ["0.0–0.2", "0.2–0.4", "0.4–0.6", "0.6–0.8", "0.8–1.0"]
-    confidence = [(labels[i], int(buckets.get(i, 0)) + (int(buckets.get(5, 0)) if i == 4 else 0)) for i in range(5)]
+    confidence = [(labels[i], buckets.get(i, 0) + (buckets.get(5, 0) if i == 4 else 0)) for i in range(5)]
     return Overview(
         since,
         total,
@@ -302,10 +308,26 @@ async def overview(db: Database, since: datetime) -> Overview:
         int(dead),
         int(dead_replies),
         synced,
-        float(cost),
+        cost,
         sorted({c for c, _ in grid}),
         sorted({o for _, o in grid}),
     )
+
+
+async def _latency_percentiles(
+    session: Any, dialect: str, where: ColumnElement[bool], total: int
+) -> tuple[float | None, float | None]:
+    """p50 and p95 of answer latency: PostgreSQL computes them in one pass; elsewhere, by rank with OFFSET."""
+    if not total:
+        return None, None
+    if dialect == "postgresql":
+        pair = select(
+            func.percentile_disc(0.5).within_group(TurnRow.latency_ms),
+            func.percentile_disc(0.95).within_group(TurnRow.latency_ms),
+        ).where(where)
+        p50, p95 = (await session.execute(pair)).one()
+        return float(p50), float(p95)
+    return await _percentile(session, where, total, 0.50), await _percentile(session, where, total, 0.95)
 
 
 async def _percentile(session: Any, where: ColumnElement[bool], total: int, q: float) -> float | None:

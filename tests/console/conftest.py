@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -62,15 +63,22 @@ class ConsoleRig:
 
 @pytest.fixture
 async def rig(sqlite_db: Database, clock: ManualClock) -> AsyncIterator[ConsoleRig]:
+    async with console_rig(sqlite_db, clock) as running:
+        yield running
+
+
+@asynccontextmanager
+async def console_rig(db: Database, clock: ManualClock) -> AsyncIterator[ConsoleRig]:
+    """The console mounted at /console over `db`, served on an ephemeral port; page size 3."""
     knowledge = ScriptedKnowledge()
-    ledger = InboundLedger(sqlite_db, clock)
-    ports = ConsolePorts(sqlite_db, clock, ledger, Outbox(sqlite_db, clock), knowledge, StaticCatalog())
+    ledger = InboundLedger(db, clock)
+    ports = ConsolePorts(db, clock, ledger, Outbox(db, clock), knowledge, StaticCatalog())
     config = ConsoleConfig(admin_keys=(ADMIN_KEY,), reviewer_keys=(REVIEWER_KEY,), page_size=3)
     root = web.Application()
     root.add_subapp("/console", build_console_app(config, ports))
     client = TestClient(TestServer(root))
     await client.start_server()
     try:
-        yield ConsoleRig(client, sqlite_db, clock, knowledge, ledger)
+        yield ConsoleRig(client, db, clock, knowledge, ledger)
     finally:
         await client.close()

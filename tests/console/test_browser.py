@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Dialog, async_playwright
 from sqlalchemy import select
 
 from app.build import build_service
@@ -72,9 +72,9 @@ async def test_an_operator_reviews_and_replays_in_a_real_browser(
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
 
-        async def answer_dialog(dialog: object) -> None:
-            dialogs.append(dialog.message)  # type: ignore[attr-defined]
-            await dialog.accept()  # type: ignore[attr-defined]
+        async def answer_dialog(dialog: Dialog) -> None:
+            dialogs.append(dialog.message)
+            await dialog.accept()
 
         page.on("dialog", answer_dialog)
 
