@@ -90,7 +90,7 @@ async def test_one_conversation_shows_every_turn_with_its_trace(rig: ConsoleRig)
         "$0.0010",
         "score 0.800",
         "Backups run hourly.",
-        "👎 1",
+        "0 up · 1 down",
         f'id="turn-{turn_id}"',
         'href="https://help.example.com/backups"',
     ):
