@@ -82,7 +82,11 @@ def setup_logging(settings: Settings) -> None:
             settings.jira_api_token,
         )
     ]
-    configure_logging(settings.log_level, settings.log_format, [*values, *settings.api_keys, *settings.admin_keys])
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        [*values, *settings.api_keys, *settings.admin_keys, *settings.reviewer_keys],
+    )
 
 
 def open_database(settings: Settings) -> Database:

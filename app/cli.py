@@ -18,7 +18,15 @@ from typing import Any
 import aiohttp
 
 from app.build import build_for_command, build_knowledge_engine, knowledge_config, offline_environment, setup_logging
-from app.commands import forget_command, gaps_command, job_command, replay_command, report_command, tickets_command
+from app.commands import (
+    export_verdicts_command,
+    forget_command,
+    gaps_command,
+    job_command,
+    replay_command,
+    report_command,
+    tickets_command,
+)
 from app.doctor import run_doctor
 from app.serve import local_key_path, serve
 from app.settings import Settings, load_settings
@@ -81,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     fit = eval_sub.add_parser("fit", help="fit the hybrid fusion weights on half the questions, score the other half")
     fit.add_argument("folder", type=Path, help="a BEIR folder of your own questions")
     fit.add_argument("--json", action="store_true", help="print the fit as JSON")
+    export = eval_sub.add_parser(
+        "export-verdicts",
+        help="write the console's review verdicts as a labelled set (JSON lines: question, expected_source, verdict)",
+    )
+    export.add_argument("--out", type=Path, default=None, help="the file to write (default: standard output)")
     sub.add_parser("doctor", help="check configuration and reachability (never prints secret values)")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -210,6 +223,8 @@ async def _ask_running_service(settings: Settings, question: str) -> dict[str, A
 
 
 async def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    if args.eval_kind == "export-verdicts":
+        return await export_verdicts_command(settings, args.out)
     if not (args.folder / "corpus.jsonl").is_file():
         raise UsageError(f"{args.folder} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
     offline_environment()

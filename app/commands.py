@@ -5,6 +5,8 @@ Each builds only what it uses, through `build_for_command`, so none opens the em
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -12,7 +14,9 @@ from app.build import build_for_command
 from app.jobs import app_jobs, report_config, scheduler_config
 from app.settings import Settings
 from bot.errors import ConfigError
+from bot.store.audit import AuditLog
 from bot.store.privacy import PrivacyStore
+from bot.store.reviews import ReviewStore
 from escalation.tickets import format_tickets
 from scheduler.gaps import format_gaps, list_gaps
 from scheduler.jobs import job_table
@@ -102,4 +106,33 @@ async def forget_command(settings: Settings, who: str) -> int:
     print("not reachable from here (erase these by hand if they hold this person's data):")
     for place in report.unreachable:
         print(f"  - {place}")
+    return 0
+
+
+async def export_verdicts_command(settings: Settings, out: Path | None) -> int:
+    """Write every review verdict as JSON lines (question, expected page, verdict, ...) to `out` or stdout: the
+    labelled set the answer eval can grow from. The export is audited (it carries customer questions)."""
+    count = 0
+    async with build_for_command(settings) as ctx:
+        handle = out.open("w", encoding="utf-8") if out else sys.stdout
+        try:
+            async for item in ReviewStore(ctx.db, ctx.clock).labelled():
+                line = {
+                    "turn_id": item.turn_id,
+                    "question": item.question,
+                    "expected_source": item.expected_source,
+                    "verdict": item.verdict,
+                    "note": item.note,
+                    "answer": item.answer,
+                    "cited": list(item.cited),
+                    "reviewer": item.reviewer,
+                    "reviewed_at": item.reviewed_at.isoformat(),
+                }
+                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+                count += 1
+        finally:
+            if out:
+                handle.close()
+        await AuditLog(ctx.db, ctx.clock).record("cli", "export_verdicts", str(out or "stdout"), {"rows": count})
+    print(f"exported {count} verdict(s){f' to {out}' if out else ''}", file=sys.stderr)
     return 0

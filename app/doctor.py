@@ -141,6 +141,16 @@ async def collect(settings: Settings) -> list[Check]:
             False,
         )
     )
+    checks.append(
+        Check(
+            "CONSOLE",
+            True,
+            f"on at /console: {len(settings.admin_keys)} admin, {len(settings.reviewer_keys)} reviewer key(s)"
+            if settings.admin_keys
+            else "off (ADMIN_KEYS not set)",
+            False,
+        )
+    )
     return checks
 
 

@@ -15,12 +15,16 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.catalog import IndexCatalog
 from app.listener import body_deadline
+from app.settings import Settings
 from app.wiring import Wiring
 from bot import metrics
 from channels.api import ApiConfig, ApiGate, AskEndpoint, ConfirmEndpoint
 from channels.api.admin import AdminConfig, AdminEndpoints
 from channels.api.handler import error
+from console import ConsoleConfig, ConsolePorts, build_console_app
+from knowledge import KnowledgeService
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +84,28 @@ def build_http_app(
     app.router.add_post("/slack/events", slack)
     admin = AdminConfig(tuple(settings.admin_keys), local_key, tuple(settings.knowledge_paths))
     app.router.add_routes(AdminEndpoints(admin, services.index).routes())
+    if settings.admin_keys:  # the console is off unless ADMIN_KEYS is set
+        app.add_subapp("/console", build_console_app(console_config(settings), console_ports(services)))
     return app
+
+
+def console_config(settings: Settings) -> ConsoleConfig:
+    return ConsoleConfig(
+        admin_keys=tuple(settings.admin_keys),
+        reviewer_keys=tuple(settings.reviewer_keys),
+        abstain_threshold=settings.abstain_threshold,
+        low_confidence_threshold=settings.low_confidence_threshold,
+    )
+
+
+def console_ports(services: Wiring) -> ConsolePorts:
+    index = services.index
+    catalog = None
+    if isinstance(index, KnowledgeService):  # the docstore path is the one knowledge.build_knowledge persists
+        settings = services.settings
+        path = settings.data_dir / "knowledge" / f"docstore-{settings.qdrant_collection}.json"
+        catalog = IndexCatalog(index, path)
+    return ConsolePorts(services.db, services.clock, services.ledger, services.outbox, services.knowledge, catalog)
 
 
 READY_PROBE = f"ready-probe:{socket.gethostname()}:{os.getpid()}"

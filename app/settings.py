@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     shutdown_grace_seconds: float = Field(5.0, ge=0)
     api_keys: CommaList = []
-    admin_keys: CommaList = []  # bearer keys for /api/admin/* (ingest, sync)
+    admin_keys: CommaList = []  # bearer keys for /api/admin/* (ingest, sync); also the console's admin logins
+    reviewer_keys: CommaList = []  # console logins that may read and mark verdicts, not replay or see the audit log
     api_rate_limit_per_minute: int = Field(60, ge=1)
     max_question_chars: int = Field(4000, ge=1)
     processing_lease_seconds: float = Field(120.0, gt=0)  # a crashed replica's message is retried after this
@@ -153,6 +154,7 @@ class Settings(BaseSettings):
     _split = field_validator(
         "api_keys",
         "admin_keys",
+        "reviewer_keys",
         "knowledge_paths",
         "slack_allowed_channels",
         "slack_top_level_channels",
@@ -191,7 +193,7 @@ class Settings(BaseSettings):
             raise ValueError("use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
         return value
 
-    @field_validator("api_keys", "admin_keys")
+    @field_validator("api_keys", "admin_keys", "reviewer_keys")
     @classmethod
     def _long_keys(cls, keys: list[str]) -> list[str]:
         short = [k for k in keys if len(k) < MIN_KEY_LENGTH]

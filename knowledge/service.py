@@ -74,8 +74,9 @@ class KnowledgeService:
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         return await asyncio.to_thread(self._embed_model.embed_texts, list(texts))
 
-    async def chunk_count(self) -> int:
-        return int(await asyncio.to_thread(self._store.count))
+    async def chunk_count(self, doc_id: str | None = None) -> int:
+        """Chunks in the index, in all or of one document (the console's Knowledge page lists them)."""
+        return int(await asyncio.to_thread(self._store.count, doc_id))
 
     async def close(self) -> None:
         await asyncio.to_thread(self._store.close)

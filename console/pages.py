@@ -1,0 +1,188 @@
+"""The console's pages: overview, conversations, review queue, knowledge, dead letters, tickets and hand-offs,
+gaps, audit log. Handlers read through `console.queries`, act through the stores, and audit every action."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from bot.messages import Channel, Outcome
+from bot.store.reviews import VERDICTS
+from console import queries
+from console.app import Console, admin_only, local_target, operator
+
+log = structlog.get_logger(__name__)
+
+MAX_TRY_CHARS = 2000
+
+
+def _cursor(request: web.Request) -> int | None:
+    raw = request.query.get("before", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def _day(raw: str) -> date | None:
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def page_routes(console: Console) -> Sequence[web.RouteDef]:
+    db, size = console.ports.db, console.config.page_size
+
+    async def overview(request: web.Request) -> web.Response:
+        now = console.ports.clock.now()
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        week = today - timedelta(days=today.weekday())
+        periods = [("Today", await queries.overview(db, today)), ("This week", await queries.overview(db, week))]
+        return console.render(request, "overview.html", periods=periods, now=now)
+
+    async def conversations(request: web.Request) -> web.Response:
+        q = request.query
+        f = queries.TurnFilter(
+            channel=q.get("channel", "") if q.get("channel", "") in {c.value for c in Channel} else "",
+            outcome=q.get("outcome", "") if q.get("outcome", "") in {o.value for o in Outcome} else "",
+            band=q.get("band", "") if q.get("band", "") in ("low", "medium", "high") else "",
+            since=_day(q.get("since", "")),
+            until=_day(q.get("until", "")),
+            feedback=q.get("feedback", "") if q.get("feedback", "") in ("down", "up", "any") else "",
+        )
+        page = await queries.bot_turns(db, console.bands, f, _cursor(request), size)
+        keep = {k: v for k, v in q.items() if k != "before" and v}
+        return console.render(
+            request,
+            "conversations.html",
+            page=page,
+            f=f,
+            keep=keep,
+            channels=[c.value for c in Channel],
+            outcomes=[o.value for o in Outcome],
+        )
+
+    async def conversation(request: web.Request) -> web.Response:
+        raw = request.match_info["id"]
+        view = await queries.conversation(db, int(raw)) if raw.isdigit() else None
+        if view is None:
+            raise web.HTTPNotFound(text="no such conversation")
+        return console.render(request, "conversation.html", view=view, verdicts=VERDICTS)
+
+    async def review(request: web.Request) -> web.Response:
+        page = await queries.review_queue(db, console.bands, _cursor(request), size)
+        return console.render(request, "review.html", page=page, verdicts=VERDICTS)
+
+    async def verdict(request: web.Request) -> web.StreamResponse:
+        raw = request.match_info["turn"]
+        data = await request.post()
+        choice = str(data.get("verdict", ""))
+        if not raw.isdigit() or choice not in VERDICTS:
+            raise web.HTTPBadRequest(text=f"verdict must be one of {', '.join(VERDICTS)}")
+        who = operator(request)
+        note, expected = str(data.get("note", "")).strip(), str(data.get("expected_source", "")).strip()
+        if not await console.reviews.record(int(raw), choice, who.actor, note, expected):
+            raise web.HTTPNotFound(text="no such answer")
+        await console.audit.record(who.actor, "verdict", f"turn:{raw}", {"verdict": choice, "expected": expected})
+        raise web.HTTPSeeOther(local_target(data.get("next"), "/console/review"))
+
+    async def knowledge(request: web.Request) -> web.Response:
+        return console.render(request, "knowledge.html", **(await _knowledge_context(console)))
+
+    async def try_question(request: web.Request) -> web.Response:
+        data = await request.post()
+        question = " ".join(str(data.get("question", "")).split())[:MAX_TRY_CHARS]
+        who = operator(request)
+        tried = None
+        error = ""
+        if question:
+            try:
+                tried = await console.ports.knowledge.answer(question)  # asks only: nothing recorded, nothing sent
+            except Exception:
+                reference = secrets.token_hex(4)
+                log.exception("console.try_failed", reference=reference)
+                error = f"The knowledge engine failed (reference {reference})."
+            await console.audit.record(who.actor, "try_question", "", {"chars": len(question)})
+        context: dict[str, Any] = {
+            **(await _knowledge_context(console)),
+            "tried": tried,
+            "question": question,
+            "error": error,
+        }
+        return console.render(request, "knowledge.html", **context)
+
+    async def dead_letters(request: web.Request) -> web.Response:
+        page = await queries.dead_letters(db, _cursor(request), size)
+        _pending, _age, dead_replies = await console.ports.outbox.stats()
+        return console.render(request, "dead_letters.html", page=page, dead_replies=dead_replies)
+
+    @admin_only
+    async def replay_one(request: web.Request) -> web.StreamResponse:
+        raw = request.match_info["id"]
+        done = raw.isdigit() and await console.ports.ledger.requeue(int(raw))
+        await console.audit.record(operator(request).actor, "replay", f"inbound:{raw}", {"requeued": bool(done)})
+        raise web.HTTPSeeOther("/console/dead-letters")
+
+    @admin_only
+    async def replay_all(request: web.Request) -> web.StreamResponse:
+        ledger = console.ports.ledger
+        requeued = [r.id for r in await ledger.dead_letters(10_000) if await ledger.requeue(r.id)]
+        replies = await console.ports.outbox.requeue_dead()
+        detail = {"inbound": len(requeued), "replies": replies}
+        await console.audit.record(operator(request).actor, "replay_all", "", detail)
+        raise web.HTTPSeeOther("/console/dead-letters")
+
+    async def tickets(request: web.Request) -> web.Response:
+        page = await queries.tickets(db, _cursor(request), size)
+        handoffs = await queries.handoffs(db, None, size)
+        now = console.ports.clock.now()
+        return console.render(request, "tickets.html", page=page, handoffs=handoffs, age=lambda t: _age(now, t))
+
+    async def gaps(request: web.Request) -> web.Response:
+        return console.render(request, "gaps.html", gaps=await queries.gaps(db))
+
+    @admin_only
+    async def audit(request: web.Request) -> web.Response:
+        entries = await console.audit.recent(size + 1, _cursor(request))
+        more = len(entries) > size
+        entries = entries[:size]
+        return console.render(
+            request, "audit.html", entries=entries, next_before=entries[-1].id if more and entries else None
+        )
+
+    return [
+        web.get("/", overview),
+        web.get("/conversations", conversations),
+        web.get("/conversations/{id}", conversation),
+        web.get("/review", review),
+        web.post("/review/{turn}", verdict),
+        web.get("/knowledge", knowledge),
+        web.post("/knowledge/try", try_question),
+        web.get("/dead-letters", dead_letters),
+        web.post("/dead-letters/replay-all", replay_all),
+        web.post("/dead-letters/{id}/replay", replay_one),
+        web.get("/tickets", tickets),
+        web.get("/gaps", gaps),
+        web.get("/audit", audit),
+    ]
+
+
+async def _knowledge_context(console: Console) -> dict[str, Any]:
+    catalog = console.ports.catalog
+    documents = await catalog.documents() if catalog is not None else []
+    chunks = sum(d.chunks for d in documents)
+    return {"documents": documents, "chunks": chunks, "question": "", "error": "", "tried": None}
+
+
+def _age(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "—"
+    minutes = int((now - then).total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // 1440} d"

@@ -1,0 +1,189 @@
+"""Console pages over the real store: what each shows, keyset pagination, verdicts and their export, replay,
+"try a question" (which records and sends nothing), and customer text shown inert on every page."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from app.commands import export_verdicts_command
+from app.settings import Settings
+from bot.store.db import Database
+from bot.store.tables import AuditRow, ReviewVerdictRow, TurnRow
+from tests.conftest import ManualClock
+from tests.console import seed
+from tests.console.conftest import ConsoleRig, console_rig
+
+
+async def test_customer_text_is_inert_on_every_page_that_shows_it(rig: ConsoleRig) -> None:
+    now = rig.clock.now()
+    conv_id, _ = await seed.conversation(
+        rig.db, now, seed.HOSTILE, confidence=0.2, thumbs=-1, citation_url="javascript:alert(3)"
+    )
+    await seed.dead_letter(rig.db, now, seed.HOSTILE)
+    await seed.ticket_and_gap(rig.db, now, seed.HOSTILE)
+    await rig.login()
+    pages = [
+        "/console/conversations",
+        f"/console/conversations/{conv_id}",
+        "/console/review",
+        "/console/dead-letters",
+        "/console/tickets",
+        "/console/gaps",
+    ]
+    for path in pages:
+        body = await rig.page(path)
+        assert "&lt;script&gt;" in body, f"{path} shows the customer's text"
+        assert "<script>alert" not in body and "<img src=x" not in body, path
+        assert 'href="javascript:' not in body and '<a href="javascript' not in body, path
+        assert body.count("<script") == 1, path  # only the console's own, from /console/static
+
+
+async def test_conversations_filter_and_page_by_keyset(rig: ConsoleRig) -> None:
+    start = rig.clock.now()
+    for n in range(7):
+        await seed.conversation(
+            rig.db,
+            start + timedelta(minutes=n),
+            f"question {n}",
+            confidence=0.1 * n,
+            channel="slack" if n % 2 else "email",
+            thumbs=-1 if n == 5 else 0,
+        )
+    await rig.login()
+    first = await rig.page("/console/conversations")  # page size 3 in these tests
+    assert "question 6" in first and "question 4" in first and "question 3" not in first
+    cursor = first.split("before=")[1].split('"')[0]
+    second = await rig.page(f"/console/conversations?before={cursor}")
+    assert "question 3" in second and "question 1" in second and "question 4" not in second
+    slack = await rig.page("/console/conversations?channel=slack")
+    assert "question 5" in slack and "question 4" not in slack
+    assert "Older" not in slack  # three slack answers: one page
+    answered = await rig.page("/console/conversations?outcome=answered")
+    assert "outcome=answered&amp;before=" in answered  # the next page keeps the filters
+    down = await rig.page("/console/conversations?feedback=down")
+    assert "question 5" in down and "question 6" not in down
+    low = await rig.page("/console/conversations?band=low")  # below the abstain threshold (0.15)
+    assert "question 0" in low and "question 1" in low and "question 2" not in low
+    day = start.date().isoformat()
+    dated = await rig.page(f"/console/conversations?since={day}&until={day}")  # read by time, paged the same way
+    assert "question 6" in dated and "question 3" not in dated
+    older = await rig.page(f"/console/conversations?since={day}&until={day}&before={cursor}")
+    assert "question 3" in older and "question 1" in older and "question 4" not in older
+    assert "question 6" not in await rig.page(f"/console/conversations?since={(start + timedelta(days=1)).date()}")
+
+
+async def test_one_conversation_shows_every_turn_with_its_trace(rig: ConsoleRig) -> None:
+    conv_id, turn_id = await seed.conversation(rig.db, rig.clock.now(), "How often do backups run?", thumbs=-1)
+    await rig.login()
+    body = await rig.page(f"/console/conversations/{conv_id}")
+    for shown in (
+        "How often do backups run?",
+        "Backups run every hour [1].",
+        "retrieve 12 ms",
+        "generate 30 ms",
+        "10 in / 5 out",
+        "$0.0010",
+        "score 0.800",
+        "Backups run hourly.",
+        "0 up · 1 down",
+        f'id="turn-{turn_id}"',
+        'href="https://help.example.com/backups"',
+    ):
+        assert shown in body, shown
+    assert (await rig.client.get("/console/conversations/999")).status == 404
+
+
+async def test_a_verdict_leaves_the_queue_is_audited_and_exported(rig: ConsoleRig, tmp_path: Path) -> None:
+    now = rig.clock.now()
+    _, low = await seed.conversation(rig.db, now, "low confidence question", confidence=0.3)
+    _, disliked = await seed.conversation(rig.db, now, "disliked question", confidence=0.9, thumbs=-1)
+    _, fine = await seed.conversation(rig.db, now, "fine question", confidence=0.9)
+    csrf = await rig.login(name="Dana")
+    queue = await rig.page("/console/review")
+    assert "low confidence question" in queue and "disliked question" in queue and "fine question" not in queue
+    resp = await rig.client.post(
+        f"/console/review/{disliked}",
+        data={
+            "csrf": csrf,
+            "verdict": "wrong",
+            "note": "cites the wrong page",
+            "expected_source": "kb/restore.md",
+            "next": "https://evil.example.com/",
+        },
+        allow_redirects=False,
+    )
+    assert resp.status == 303 and resp.headers["Location"] == "/console/review"  # never off-site
+    assert "disliked question" not in await rig.page("/console/review")
+    bad = await rig.client.post(f"/console/review/{fine}", data={"csrf": csrf, "verdict": "maybe"})
+    assert bad.status == 400
+    async with rig.db.sessions() as session:
+        verdict = (await session.execute(select(ReviewVerdictRow))).scalar_one()
+        audits = (await session.execute(select(AuditRow.action, AuditRow.target))).tuples().all()
+    assert (verdict.turn_id, verdict.verdict, verdict.expected_source) == (disliked, "wrong", "kb/restore.md")
+    assert verdict.reviewer.startswith("Dana (admin:")
+    assert ("verdict", f"turn:{disliked}") in audits
+    out = tmp_path / "verdicts.jsonl"
+    settings = Settings(_env_file=None, database_url=rig.db.url, data_dir=tmp_path)  # type: ignore[call-arg]
+    assert await export_verdicts_command(settings, out) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(x["question"], x["expected_source"], x["verdict"]) for x in lines] == [
+        ("disliked question", "kb/restore.md", "wrong")
+    ]
+    assert low  # still in the queue, unreviewed
+
+
+async def test_overview_counts_today_and_this_week(db: Database, clock: ManualClock) -> None:
+    """On both databases: PostgreSQL computes the latency percentiles itself."""
+    async with console_rig(db, clock) as rig:
+        await _overview_figures(rig)
+
+
+async def _overview_figures(rig: ConsoleRig) -> None:
+    now = rig.clock.now()
+    for n, outcome in enumerate(["answered", "answered", "abstained", "handoff"]):
+        await seed.conversation(rig.db, now, f"q{n}", outcome=outcome, latency_ms=100.0 * (n + 1), confidence=0.5)
+    await seed.conversation(rig.db, now - timedelta(days=30), "old", outcome="answered")
+    await seed.dead_letter(rig.db, now, "stuck")
+    await rig.login()
+    body = await rig.page("/console/")
+    today = body.split('id="p1"')[1].split('id="p2"')[0]
+    assert "<dd>4</dd>" in today  # inquiries today (last month's is not counted)
+    assert "50 %" in today  # 2 of 4 answered without a person
+    assert "200 / 400 ms" in today  # p50 / p95 by nearest rank
+    assert "1 inbound, 0 replies" in today
+
+
+async def test_try_a_question_answers_with_passages_and_records_nothing(rig: ConsoleRig) -> None:
+    csrf = await rig.login()
+    resp = await rig.client.post("/console/knowledge/try", data={"csrf": csrf, "question": "When does backup run?"})
+    body = await resp.text()
+    assert resp.status == 200
+    assert "Backups run every hour [1]." in body and "confidence 0.90" in body and "kb/backups.md" in body
+    assert rig.knowledge.asked[-1][0] == "When does backup run?"
+    async with rig.db.sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(TurnRow))).scalar_one() == 0
+    docs = await rig.page("/console/knowledge")
+    assert "Backups" in docs and "1, 3 chunks" in docs
+
+
+@pytest.mark.parametrize("everything", [False, True])
+async def test_dead_letters_are_replayed_and_leave_the_list(rig: ConsoleRig, everything: bool) -> None:
+    now = rig.clock.now()
+    first = await seed.dead_letter(rig.db, now, "first stuck message")
+    await seed.dead_letter(rig.db, now + timedelta(seconds=1), "second stuck message")
+    csrf = await rig.login()
+    assert "first stuck message" in await rig.page("/console/dead-letters")
+    path = "/console/dead-letters/replay-all" if everything else f"/console/dead-letters/{first}/replay"
+    resp = await rig.client.post(path, data={"csrf": csrf}, allow_redirects=False)
+    assert resp.status == 303
+    body = await rig.page("/console/dead-letters")
+    assert "first stuck message" not in body
+    assert ("second stuck message" in body) is not everything
+    record = await rig.ledger.get(first)
+    assert record is not None and record.status == "received"  # the service's recover loop answers it
+    assert ("replay_all" if everything else "replay") in await rig.page("/console/audit")
