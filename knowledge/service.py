@@ -8,24 +8,27 @@ Everything that blocks (embedding, store calls, file reading) runs in worker thr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
+from llama_index.core.schema import BaseNode, Document
 
 from bot.errors import ConfigError
 from bot.messages import Answer, Turn
-from bot.ports import SpendMeter
+from bot.ports import DocumentStates, SpendMeter
 from knowledge.answerers import ClaudeAnswerer, ExtractiveAnswerer
 from knowledge.budget import DailyBudget
 from knowledge.config import KnowledgeConfig
 from knowledge.edge_store import EdgeVectorStore
-from knowledge.embedding import FastEmbedEmbedding, load_text_embedding, model_tokenizer
+from knowledge.embedding import FastEmbedEmbedding, ModelEmbedder, load_text_embedding, model_tokenizer
 from knowledge.engine import KnowledgeQueryEngine
 from knowledge.fusion import FusionPlan
-from knowledge.ingest import Ingestor, IngestReport
+from knowledge.ingest import Ingestor, IngestReport, ProcessStates, index_documents
 from knowledge.offline import go_offline
 from knowledge.retrieval import HybridRetriever
 from knowledge.safety import PlantedInstructionDetector
@@ -40,16 +43,20 @@ __all__ = ["IngestReport", "KnowledgeService", "build_knowledge"]
 class KnowledgeService:
     """Satisfies `bot.ports.KnowledgeEngine`; also ingests (CLI, scheduler) and embeds (knowledge-gap clustering)."""
 
-    def __init__(self, engine: KnowledgeQueryEngine, ingestor: Ingestor, embed_model: FastEmbedEmbedding, store: Any):
+    def __init__(
+        self,
+        engine: KnowledgeQueryEngine,
+        ingestor: Ingestor,
+        embed_model: FastEmbedEmbedding,
+        store: Any,
+        tokenizer: Callable[[str], list[Any]],
+    ):
         self.engine = engine
         self._ingestor = ingestor
+        self._tokenizer = tokenizer
         self._embed_model = embed_model
         self._store = store
         self._ingest_lock = asyncio.Lock()
-
-    @property
-    def ingestor(self) -> Ingestor:
-        return self._ingestor
 
     @property
     def embed_model(self) -> FastEmbedEmbedding:
@@ -69,10 +76,14 @@ class KnowledgeService:
 
     async def ingest(self, paths: Sequence[Path], progress: bool = False) -> IngestReport:
         async with self._ingest_lock:
-            return await asyncio.to_thread(self._ingestor.run, list(paths), progress)
+            return await self._ingestor.run(list(paths), progress)
+
+    def index_documents(self, documents: Sequence[Document]) -> list[BaseNode]:
+        """Add ready-made Documents to this (fresh, throwaway) index without bookkeeping: the BEIR eval's corpus."""
+        return index_documents(self._store, self._embed_model.embed_texts, self._tokenizer, documents)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return await asyncio.to_thread(self._embed_model.embed_texts, list(texts))
+        return await ModelEmbedder(self._embed_model).embed(texts)
 
     async def chunk_count(self) -> int:
         return int(await asyncio.to_thread(self._store.count))
@@ -193,10 +204,16 @@ def _anthropic_class() -> Any:
 
 
 def build_knowledge(
-    config: KnowledgeConfig, root: Path | None = None, spend: SpendMeter | None = None
+    config: KnowledgeConfig,
+    root: Path | None = None,
+    spend: SpendMeter | None = None,
+    states: DocumentStates | None = None,
+    holder: str = "",
 ) -> KnowledgeService:
     """Compose the knowledge engine from its config; `root` overrides DATA_DIR for the index (the eval: a temp dir);
-    `spend` lets the engine keep Claude within LLM_DAILY_BUDGET_USD (without it there is no budget check)."""
+    `spend` lets the engine keep Claude within LLM_DAILY_BUDGET_USD (without it there is no budget check);
+    `states` is the shared ingestion state (the database; without it, this process's memory: a throwaway index);
+    `holder` names this replica in ingestion claims (stable across restarts, so a restart retakes its own)."""
     go_offline()
     root = root or config.data_dir
     try:
@@ -226,6 +243,12 @@ def build_knowledge(
         detector,
         config.include_community,
     )
-    docstore = root / "knowledge" / f"docstore-{config.qdrant_collection}.json"
-    ingestor = Ingestor(store, embed_model, tokenizer, docstore, config.knowledge_base_url)
-    return KnowledgeService(engine, ingestor, embed_model, store)
+    ingestor = Ingestor(
+        store,
+        ModelEmbedder(embed_model),
+        tokenizer,
+        states if states is not None else ProcessStates(),
+        holder or f"{socket.gethostname()}:{os.getpid()}",
+        config.knowledge_base_url,
+    )
+    return KnowledgeService(engine, ingestor, embed_model, store, tokenizer)
