@@ -122,12 +122,33 @@ def build_store(config: KnowledgeConfig, dimensions: int, encoder: Bm25Encoder, 
     if config.qdrant_url:
         from qdrant_client import QdrantClient
 
-        if config.qdrant_url == ":memory:":
-            client = QdrantClient(location=":memory:")
-        else:
-            client = QdrantClient(url=config.qdrant_url, api_key=config.qdrant_api_key or None)
+        memory = config.qdrant_url == ":memory:"
+        client = QdrantClient(location=":memory:") if memory else _reachable_server(config)
         return FusedQdrantVectorStore(client, config.qdrant_collection, encoder, plan)
     return EdgeVectorStore(root / "qdrant" / config.qdrant_collection, dimensions, encoder, plan)
+
+
+def _reachable_server(config: KnowledgeConfig) -> Any:
+    """A client for the Qdrant server at QDRANT_URL that has answered once; else one `ConfigError` line naming the
+    variable and what to do (a service must not start, and then fail every question, on an index it cannot reach)."""
+    from qdrant_client import QdrantClient
+    from qdrant_client.http.exceptions import UnexpectedResponse
+
+    parts = urlsplit(config.qdrant_url)
+    where = f"{parts.scheme}://{parts.hostname}:{parts.port}" if parts.port else f"{parts.scheme}://{parts.hostname}"
+    try:
+        client = QdrantClient(url=config.qdrant_url, api_key=config.qdrant_api_key or None)
+        client.get_collections()
+    except UnexpectedResponse as exc:
+        if exc.status_code in (401, 403):
+            raise ConfigError(f"QDRANT_API_KEY: the Qdrant server at {where} refused it; set the server's key") from exc
+        raise ConfigError(f"QDRANT_URL: {where} answered HTTP {exc.status_code}, not like a Qdrant server") from exc
+    except Exception as exc:  # refused, unresolvable, timed out, not a URL: all mean "cannot use this setting"
+        raise ConfigError(
+            f"QDRANT_URL: Qdrant not reachable at {where} ({type(exc).__name__}); start Qdrant there, fix "
+            "QDRANT_URL, or unset it to use the embedded index"
+        ) from exc
+    return client
 
 
 def build_claude(config: KnowledgeConfig, spend: SpendMeter | None = None) -> ClaudeAnswerer | None:
