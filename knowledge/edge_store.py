@@ -235,19 +235,11 @@ class _ReopenGate:
 
 
 def _open_shard(path: Path, dimensions: int) -> Any:
-    # Memory: the search runs on int8 copies of the dense vectors kept in RAM (a quarter of float32) and rescores
-    # its top candidates from the full vectors, which stay on disk (mmap) with the payloads. `bench knowledge`
-    # measures the resident size and the query latency this buys.
-    dense = qe.EdgeVectorParams(
-        size=dimensions,
-        distance=qe.Distance.Cosine,
-        memory=qe.Memory.Cold,
-        quantization_config=qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned),
-    )
+    # Memory placement stays Qdrant's default (vectors cached, payloads on disk): int8 quantized vectors in RAM
+    # with the originals on disk saved ~10 % RSS at 20k chunks but doubled search p50/p95 (`bench knowledge`).
     config = qe.EdgeConfig(
-        vectors={DENSE_VECTOR: dense},
+        vectors={DENSE_VECTOR: qe.EdgeVectorParams(size=dimensions, distance=qe.Distance.Cosine)},
         sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-        payload_memory=qe.Memory.Cold,
     )
     if path.exists() and any(path.iterdir()):
         shard = qe.EdgeShard.load(str(path), config)
