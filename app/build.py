@@ -39,6 +39,7 @@ from bot.reports import REPORT_KIND
 from bot.senders import SenderGuard, SenderLimits
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
+from bot.store.documents import DocumentStateStore
 from bot.store.events import EventLog
 from bot.store.feedback import FeedbackStore
 from bot.store.leases import LeaseStore
@@ -127,10 +128,12 @@ def knowledge_config(settings: Settings) -> KnowledgeConfig:
     )
 
 
-def build_knowledge_engine(settings: Settings, spend: SpendMeter | None = None) -> KnowledgeService:
-    """The knowledge engine; `spend` (the conversation store) enforces LLM_DAILY_BUDGET_USD across replicas."""
+def build_knowledge_engine(settings: Settings, db: Database, spend: SpendMeter | None = None) -> KnowledgeService:
+    """The knowledge engine, its ingestion state in `db` (shared by every replica); `spend` (the conversation
+    store) enforces LLM_DAILY_BUDGET_USD across replicas."""
     offline_environment()
-    return build_knowledge(knowledge_config(settings), spend=spend)
+    states = DocumentStateStore(db, SystemClock(), settings.qdrant_collection)
+    return build_knowledge(knowledge_config(settings), spend=spend, states=states, holder=replica_name(settings))
 
 
 def escalation_config(settings: Settings) -> EscalationConfig:
@@ -187,7 +190,7 @@ async def build_service(
     index: KnowledgeIndex | None = None
     embedder: Embedder | None = None
     if knowledge is None:
-        engine = build_knowledge_engine(settings, spend=conversations)
+        engine = build_knowledge_engine(settings, db, spend=conversations)
         knowledge, index, embedder = engine, engine, engine
     escalation = build_escalation_service(settings, db, clock, outbox, conversations) if with_escalation else None
     if intent is None:
@@ -225,9 +228,9 @@ async def build_service(
     )
 
 
-def mailbox_holder(settings: Settings) -> str:
-    """Stable across restarts of this process (same host, same DATA_DIR), so a restart after a crash takes the
-    mailbox lease back at once instead of waiting for it to expire; other replicas still wait."""
+def replica_name(settings: Settings) -> str:
+    """Stable across restarts of this process (same host, same DATA_DIR), so a restart after a crash takes its
+    mailbox lease and its ingestion claims back at once instead of waiting for them to expire; others still wait."""
     return f"{socket.gethostname()}:{settings.data_dir.resolve()}"
 
 
@@ -330,7 +333,7 @@ def build_channels(w: Wiring) -> tuple[SlackChannel | None, EmailChannel | None]
     """The channels whose settings are present (a channel is on when configured, off otherwise)."""
     settings = w.settings
     slack = build_slack(w) if settings.slack_enabled else None
-    email = build_email(w, holder=mailbox_holder(settings)) if settings.email_enabled else None
+    email = build_email(w, holder=replica_name(settings)) if settings.email_enabled else None
     return slack, email
 
 
@@ -366,7 +369,7 @@ class CommandContext:
     def knowledge(self) -> KnowledgeService:
         if self._knowledge is None:
             spend = ConversationStore(self.db, self.clock, self.outbox())
-            self._knowledge = build_knowledge_engine(self.settings, spend=spend)
+            self._knowledge = build_knowledge_engine(self.settings, self.db, spend=spend)
         return self._knowledge
 
     def outbox(self) -> Outbox:

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from app.build import build_for_command, build_knowledge_engine, knowledge_config, offline_environment, setup_logging
+from app.build import build_for_command, knowledge_config, offline_environment, setup_logging
 from app.commands import (
     export_verdicts_command,
     forget_command,
@@ -128,12 +128,8 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ingested by the running service at {running['service']}:", file=sys.stderr)
         summary, deleted = str(running["summary"]), int(running["docs_deleted"])
     else:
-        offline_environment()
-        engine = build_knowledge_engine(settings)
-        try:
-            report = await engine.ingest(paths, progress=sys.stderr.isatty())
-        finally:
-            await engine.close()
+        async with build_for_command(settings) as ctx:  # the ingestion state lives in the database
+            report = await ctx.knowledge().ingest(paths, progress=sys.stderr.isatty())
         summary, deleted = report.summary(), report.docs_deleted
     print(summary)
     if missing and not deleted:

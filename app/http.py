@@ -20,11 +20,11 @@ from app.listener import body_deadline
 from app.settings import Settings
 from app.wiring import Wiring
 from bot import metrics
+from bot.store.documents import DocumentStateStore
 from channels.api import ApiConfig, ApiGate, AskEndpoint, ConfirmEndpoint
 from channels.api.admin import AdminConfig, AdminEndpoints
 from channels.api.handler import error
 from console import ConsoleConfig, ConsolePorts, build_console_app
-from knowledge import KnowledgeService
 
 log = structlog.get_logger(__name__)
 
@@ -99,12 +99,10 @@ def console_config(settings: Settings) -> ConsoleConfig:
 
 
 def console_ports(services: Wiring) -> ConsolePorts:
-    index = services.index
     catalog = None
-    if isinstance(index, KnowledgeService):  # the docstore path is the one knowledge.build_knowledge persists
-        settings = services.settings
-        path = settings.data_dir / "knowledge" / f"docstore-{settings.qdrant_collection}.json"
-        catalog = IndexCatalog(index, path)
+    if services.index is not None:
+        states = DocumentStateStore(services.db, services.clock, services.settings.qdrant_collection)
+        catalog = IndexCatalog(states)
     return ConsolePorts(services.db, services.clock, services.ledger, services.outbox, services.knowledge, catalog)
 
 

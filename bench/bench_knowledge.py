@@ -1,22 +1,25 @@
 """Knowledge engine figures: ingestion overhead over the raw embedding model, retrieval latency, memory.
 
 1. Ingestion throughput: synthetic help articles go through the whole pipeline (read, chunk, embed, BM25, upsert,
-   docstore); the same chunk texts are then embedded by the raw fastembed model alone. ratio = pipeline / raw.
+   ingestion state); the same chunk texts are then embedded by the raw fastembed model alone. ratio = pipeline / raw.
 2. Retrieval latency on the embedded store at 10k and 100k chunks (--quick: 1k and 5k), with a filter: the
    retriever's hybrid search (a dense and a sparse candidate list, fused client-side by the configured plan) next to
    the store's in-engine weighted RRF that the retriever used before issue #12; ratio = now / before.
    Store part with cheap random vectors; real query-embedding time measured separately; total = sum of both.
-3. Resident memory of the process with the largest store loaded.
+3. Memory at scale, in a fresh process (`bench/memory_probe.py`): the knowledge side of a service (imports, the
+   embedding model, the embedded store with 100k synthetic chunks; --quick: 5k), RSS after each stage, peak RSS,
+   and hybrid+filter search p50/p95 on that store. Goal: RSS under 1 GB at 100k chunks, p95 not worse.
 """
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
-
-import psutil
 
 from bench.harness import Report, Timer
 from knowledge.config import KnowledgeConfig
@@ -210,8 +213,21 @@ async def retrieval(report: Report, quick: bool, settings: KnowledgeConfig, tmp:
         report.ratio(f"search p50 now / before @{size}", summary["p50_ms"], before.summary()["p50_ms"])
         report.add(f"total p50 @{size} (embed + search)", summary["p50_ms"] + embed["p50_ms"], "ms")
         report.add(f"total p95 @{size} (embed + search)", summary["p95_ms"] + embed["p95_ms"], "ms", "goal < 20 ms")
-        report.add(f"RSS with {size} chunks", psutil.Process().memory_info().rss / 1e6, "MB")
         store.close()
+
+
+def memory(report: Report, quick: bool, tmp: Path) -> None:
+    size = 5_000 if quick else 100_000
+    folder = tmp / "memory"
+    folder.mkdir()
+    command = [sys.executable, "-m", "bench.memory_probe", str(size), str(folder)]
+    figures = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    for stage in ("imports", "model", "loaded", "indexed", "reopened", "after_queries"):
+        report.add(f"RSS {stage} @{size}", figures[f"rss_{stage}_mb"], "MB")
+    report.add(f"peak RSS @{size}", figures["peak_rss_mb"], "MB", "goal < 1000 MB at 100k")
+    report.add(f"load+index {size} chunks (fresh process)", figures["load_and_index_s"], "s")
+    report.add(f"search p50 @{size} (fresh process)", figures["search_p50_ms"], "ms")
+    report.add(f"search p95 @{size} (fresh process)", figures["search_p95_ms"], "ms")
 
 
 async def run(report: Report, quick: bool) -> None:
@@ -220,3 +236,4 @@ async def run(report: Report, quick: bool) -> None:
         settings = KnowledgeConfig(data_dir=tmp / "data")
         await ingestion(report, quick, settings, tmp)
         await retrieval(report, quick, settings, tmp)
+        memory(report, quick, tmp)

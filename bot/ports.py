@@ -299,3 +299,56 @@ class SenderPolicy(Protocol):
     ) -> SenderHold | None: ...
 
     async def count(self, channel: Channel, sender: str, kind: str, now: datetime, *, recipient: str = "") -> None: ...
+
+
+# --- ingestion state (the knowledge index's bookkeeping, shared by every replica) --------------------------------
+
+DocumentStatus = Literal["indexing", "indexed", "deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentState:
+    """What the index holds of one knowledge document (its id is the file's resolved path).
+
+    `content_hash` and `chunks` describe the last version that was fully indexed ("" and 0 before the first);
+    `status` is `indexing` while a replica (`holder`) works on it, until `lease_until`; `version` moves on every
+    write, so a claim is a compare-and-set on the version that was read.
+    """
+
+    doc_id: str
+    content_hash: str
+    chunks: int
+    status: DocumentStatus
+    holder: str
+    version: int
+    lease_until: datetime | None
+    updated_at: datetime
+
+
+class DocumentStates(Protocol):
+    """Ingestion state in the shared database (implemented by `bot.store.documents.DocumentStateStore`), so every
+    replica and every restart sees which document was indexed at which content hash, and two replicas syncing the
+    same folder index each changed document once: a document is claimed before it is embedded, and a claim only
+    succeeds against the version that was read (or an expired claim, or the holder's own)."""
+
+    async def get(self, doc_ids: Sequence[str]) -> dict[str, DocumentState]: ...
+
+    async def under(self, prefix: str) -> list[DocumentState]:
+        """Every recorded document whose id starts with `prefix` (a folder path with its trailing separator)."""
+        ...
+
+    async def claim(self, doc_id: str, holder: str, seen: DocumentState | None, lease_seconds: float) -> bool:
+        """Take `doc_id` for indexing; False when another replica moved it since `seen` or holds a live claim."""
+        ...
+
+    async def finish(self, doc_id: str, holder: str, content_hash: str, chunks: int) -> bool:
+        """Record that `holder` indexed `doc_id` at `content_hash` in `chunks` chunks; False if it lost the claim."""
+        ...
+
+    async def release(self, doc_id: str, holder: str) -> None:
+        """Give a claim back after a failure (the recorded hash and chunks stay those of the last good version)."""
+        ...
+
+    async def mark_deleted(self, doc_id: str) -> None:
+        """The document's file is gone and its chunks were removed (kept as a tombstone for other indexes)."""
+        ...

@@ -60,9 +60,8 @@ class DocumentInfo:
 
     title: str
     source: str
-    url: str
     chunks: int
-    trust: str = ""
+    updated: str  # when its last version was indexed (UTC)
 
 
 class DocumentCatalog(Protocol):

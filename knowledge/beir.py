@@ -111,7 +111,7 @@ def temporary_index(
     with tempfile.TemporaryDirectory(prefix="supportbot-eval-") as tmp:
         service = build_knowledge(replace(config, qdrant_url="", qdrant_collection="eval"), root=Path(tmp))
         try:
-            nodes = service.ingestor.ingest_documents(corpus_documents(corpus, leave_out))
+            nodes = service.index_documents(corpus_documents(corpus, leave_out))
             yield EvalIndex(service, {node.node_id: node.ref_doc_id or "" for node in nodes})
         finally:
             service.close_blocking()

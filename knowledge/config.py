@@ -18,7 +18,7 @@ DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 class KnowledgeConfig:
     """Every setting the knowledge engine reads (env names in the comments are the operator-facing variables)."""
 
-    data_dir: Path = Path("./var")  # DATA_DIR: models, embedded index, docstore
+    data_dir: Path = Path("./var")  # DATA_DIR: models, embedded index
     knowledge_paths: tuple[str, ...] = ()  # KNOWLEDGE_PATHS: folders the sync job ingests
     knowledge_base_url: str = ""  # KNOWLEDGE_BASE_URL: public help-centre root; cited pages link below it
     include_community: bool = False  # KNOWLEDGE_INCLUDE_COMMUNITY: answer from community tips too (marked as such)

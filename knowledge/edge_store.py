@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +49,14 @@ class EdgeVectorStore(BasePydanticVectorStore):
     _encoder: Bm25Encoder = PrivateAttr()
     _plan: FusionPlan = PrivateAttr()
     _lock: threading.Lock = PrivateAttr()
+    _gate: _ReopenGate = PrivateAttr()
 
     def __init__(self, path: Path, dimensions: int, encoder: Bm25Encoder, plan: FusionPlan | None = None) -> None:
         super().__init__(stores_text=True, path=str(path), dimensions=dimensions)
         self._encoder = encoder
         self._plan = plan or FusionPlan()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # writes, one at a time
+        self._gate = _ReopenGate()  # reads run together, never during a reopen
         self._shard = _open_shard(path, dimensions)
 
     @classmethod
@@ -88,6 +91,15 @@ class EdgeVectorStore(BasePydanticVectorStore):
         with self._lock:
             self._shard.update(qe.UpdateOperation.delete_points_by_filter(condition))
 
+    def delete_except(self, ref_doc_id: str, keep: Sequence[str]) -> None:
+        """Delete the document's points whose ids are not in `keep` (older versions, leftovers of a killed run)."""
+        condition = qe.Filter(
+            must=[qe.FieldCondition("doc_id", match=qe.MatchValue(ref_doc_id))],
+            must_not=[qe.HasIdCondition(set(keep))] if keep else None,
+        )
+        with self._lock:
+            self._shard.update(qe.UpdateOperation.delete_points_by_filter(condition))
+
     def delete_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **delete_kwargs: Any
     ) -> None:
@@ -106,11 +118,21 @@ class EdgeVectorStore(BasePydanticVectorStore):
         condition = None
         if ref_doc_id is not None:
             condition = qe.Filter(must=[qe.FieldCondition("doc_id", match=qe.MatchValue(ref_doc_id))])
-        return int(self._shard.count(qe.CountRequest(exact=True, filter=condition)))
+        with self._gate.reading():
+            return int(self._shard.count(qe.CountRequest(exact=True, filter=condition)))
 
     def flush(self) -> None:
         with self._lock:
             self._shard.flush()
+
+    def reload(self) -> None:
+        """Reopen the shard after deletes or overwrites: qdrant-edge keeps deleted points in the sparse vector's
+        IDF statistics until the shard is loaded again (its optimizer only vacuums large deleted fractions), so
+        without this a re-ingested page would keep skewing BM25 weights. Queries wait for the reopen."""
+        with self._lock, self._gate.reopening():
+            self._shard.flush()
+            self._shard.close()
+            self._shard = _open_shard(Path(self.path), self.dimensions)
 
     def close(self) -> None:
         with self._lock:
@@ -120,7 +142,10 @@ class EdgeVectorStore(BasePydanticVectorStore):
     # --- reads ---
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        return self.parse(self._shard.query(self.build_request(query)))
+        request = self.build_request(query)
+        with self._gate.reading():
+            points = self._shard.query(request)
+        return self.parse(points)
 
     def build_request(self, query: VectorStoreQuery) -> Any:
         """The qdrant-edge request for a LlamaIndex query (dense, sparse or hybrid; filters applied everywhere)."""
@@ -176,7 +201,42 @@ class EdgeVectorStore(BasePydanticVectorStore):
         await asyncio.to_thread(self.delete, ref_doc_id)
 
 
+class _ReopenGate:
+    """Many readers at once, or one reopen alone (a reopen waits for running reads; new reads wait for it)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._readers = 0
+        self._reopening = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._condition:
+            self._condition.wait_for(lambda: not self._reopening)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                self._condition.notify_all()
+
+    @contextmanager
+    def reopening(self) -> Iterator[None]:
+        with self._condition:
+            self._reopening = True
+            self._condition.wait_for(lambda: self._readers == 0)
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._reopening = False
+                self._condition.notify_all()
+
+
 def _open_shard(path: Path, dimensions: int) -> Any:
+    # Memory placement stays Qdrant's default (vectors cached, payloads on disk): int8 quantized vectors in RAM
+    # with the originals on disk saved ~10 % RSS at 20k chunks but doubled search p50/p95 (`bench knowledge`).
     config = qe.EdgeConfig(
         vectors={DENSE_VECTOR: qe.EdgeVectorParams(size=dimensions, distance=qe.Distance.Cosine)},
         sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},

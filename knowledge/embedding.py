@@ -10,6 +10,7 @@ fastembed's normal download and cache (for users who are online).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from collections.abc import Callable, Sequence
@@ -110,8 +111,6 @@ class FastEmbedEmbedding(BaseEmbedding):
         return self.embed_texts([query])[0]
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
-        import asyncio
-
         return await asyncio.to_thread(self._get_query_embedding, query)
 
     def _get_text_embedding(self, text: str) -> list[float]:
@@ -119,6 +118,17 @@ class FastEmbedEmbedding(BaseEmbedding):
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return self.embed_texts(texts)
+
+
+class ModelEmbedder:
+    """The `bot.ports.Embedder` port over an embed model: ingestion and the gap backlog embed through it, in a
+    worker thread (the model blocks)."""
+
+    def __init__(self, model: FastEmbedEmbedding) -> None:
+        self._model = model
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self._model.embed_texts, list(texts))
 
 
 def check_model(config: KnowledgeConfig) -> str:

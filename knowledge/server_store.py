@@ -11,6 +11,7 @@ separate data per client object, so one client must serve both).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode, VectorStoreQueryResult
@@ -104,8 +105,21 @@ class FusedQdrantVectorStore(QdrantVectorStore):
             condition = rest.Filter(must=[rest.FieldCondition(key="doc_id", match=rest.MatchValue(value=ref_doc_id))])
         return int(self._client.count(self.collection_name, count_filter=condition, exact=True).count)
 
+    def delete_except(self, ref_doc_id: str, keep: Sequence[str]) -> None:
+        """Delete the document's points whose ids are not in `keep` (older versions, leftovers of a killed run)."""
+        if not self._collection_exists(self.collection_name):
+            return
+        condition = rest.Filter(
+            must=[rest.FieldCondition(key="doc_id", match=rest.MatchValue(value=ref_doc_id))],
+            must_not=[rest.HasIdCondition(has_id=list(keep))] if keep else None,
+        )
+        self._client.delete(self.collection_name, points_selector=rest.FilterSelector(filter=condition), wait=True)
+
     def flush(self) -> None:
         """Writes are durable on the server when `upsert` returns."""
+
+    def reload(self) -> None:
+        """Nothing to reopen: the server's optimizer vacuums deleted points (see `EdgeVectorStore.reload`)."""
 
     def close(self) -> None:
         self._client.close()

@@ -8,24 +8,27 @@ Everything that blocks (embedding, store calls, file reading) runs in worker thr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
+from llama_index.core.schema import BaseNode, Document
 
 from bot.errors import ConfigError
 from bot.messages import Answer, Turn
-from bot.ports import SpendMeter
+from bot.ports import DocumentStates, SpendMeter
 from knowledge.answerers import ClaudeAnswerer, ExtractiveAnswerer
 from knowledge.budget import DailyBudget
 from knowledge.config import KnowledgeConfig
 from knowledge.edge_store import EdgeVectorStore
-from knowledge.embedding import FastEmbedEmbedding, load_text_embedding, model_tokenizer
+from knowledge.embedding import FastEmbedEmbedding, ModelEmbedder, load_text_embedding, model_tokenizer
 from knowledge.engine import KnowledgeQueryEngine
 from knowledge.fusion import FusionPlan
-from knowledge.ingest import Ingestor, IngestReport
+from knowledge.ingest import Ingestor, IngestReport, ProcessStates, index_documents
 from knowledge.offline import go_offline
 from knowledge.retrieval import HybridRetriever
 from knowledge.safety import PlantedInstructionDetector
@@ -40,16 +43,20 @@ __all__ = ["IngestReport", "KnowledgeService", "build_knowledge"]
 class KnowledgeService:
     """Satisfies `bot.ports.KnowledgeEngine`; also ingests (CLI, scheduler) and embeds (knowledge-gap clustering)."""
 
-    def __init__(self, engine: KnowledgeQueryEngine, ingestor: Ingestor, embed_model: FastEmbedEmbedding, store: Any):
+    def __init__(
+        self,
+        engine: KnowledgeQueryEngine,
+        ingestor: Ingestor,
+        embed_model: FastEmbedEmbedding,
+        store: Any,
+        tokenizer: Callable[[str], list[Any]],
+    ):
         self.engine = engine
         self._ingestor = ingestor
+        self._tokenizer = tokenizer
         self._embed_model = embed_model
         self._store = store
         self._ingest_lock = asyncio.Lock()
-
-    @property
-    def ingestor(self) -> Ingestor:
-        return self._ingestor
 
     @property
     def embed_model(self) -> FastEmbedEmbedding:
@@ -69,14 +76,17 @@ class KnowledgeService:
 
     async def ingest(self, paths: Sequence[Path], progress: bool = False) -> IngestReport:
         async with self._ingest_lock:
-            return await asyncio.to_thread(self._ingestor.run, list(paths), progress)
+            return await self._ingestor.run(list(paths), progress)
+
+    def index_documents(self, documents: Sequence[Document]) -> list[BaseNode]:
+        """Add ready-made Documents to this (fresh, throwaway) index without bookkeeping: the BEIR eval's corpus."""
+        return index_documents(self._store, self._embed_model.embed_texts, self._tokenizer, documents)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return await asyncio.to_thread(self._embed_model.embed_texts, list(texts))
+        return await ModelEmbedder(self._embed_model).embed(texts)
 
-    async def chunk_count(self, doc_id: str | None = None) -> int:
-        """Chunks in the index, in all or of one document (the console's Knowledge page lists them)."""
-        return int(await asyncio.to_thread(self._store.count, doc_id))
+    async def chunk_count(self) -> int:
+        return int(await asyncio.to_thread(self._store.count))
 
     async def close(self) -> None:
         await asyncio.to_thread(self._store.close)
@@ -112,12 +122,33 @@ def build_store(config: KnowledgeConfig, dimensions: int, encoder: Bm25Encoder, 
     if config.qdrant_url:
         from qdrant_client import QdrantClient
 
-        if config.qdrant_url == ":memory:":
-            client = QdrantClient(location=":memory:")
-        else:
-            client = QdrantClient(url=config.qdrant_url, api_key=config.qdrant_api_key or None)
+        memory = config.qdrant_url == ":memory:"
+        client = QdrantClient(location=":memory:") if memory else _reachable_server(config)
         return FusedQdrantVectorStore(client, config.qdrant_collection, encoder, plan)
     return EdgeVectorStore(root / "qdrant" / config.qdrant_collection, dimensions, encoder, plan)
+
+
+def _reachable_server(config: KnowledgeConfig) -> Any:
+    """A client for the Qdrant server at QDRANT_URL that has answered once; else one `ConfigError` line naming the
+    variable and what to do (a service must not start, and then fail every question, on an index it cannot reach)."""
+    from qdrant_client import QdrantClient
+    from qdrant_client.http.exceptions import UnexpectedResponse
+
+    parts = urlsplit(config.qdrant_url)
+    where = f"{parts.scheme}://{parts.hostname}:{parts.port}" if parts.port else f"{parts.scheme}://{parts.hostname}"
+    try:
+        client = QdrantClient(url=config.qdrant_url, api_key=config.qdrant_api_key or None)
+        client.get_collections()
+    except UnexpectedResponse as exc:
+        if exc.status_code in (401, 403):
+            raise ConfigError(f"QDRANT_API_KEY: the Qdrant server at {where} refused it; set the server's key") from exc
+        raise ConfigError(f"QDRANT_URL: {where} answered HTTP {exc.status_code}, not like a Qdrant server") from exc
+    except Exception as exc:  # refused, unresolvable, timed out, not a URL: all mean "cannot use this setting"
+        raise ConfigError(
+            f"QDRANT_URL: Qdrant not reachable at {where} ({type(exc).__name__}); start Qdrant there, fix "
+            "QDRANT_URL, or unset it to use the embedded index"
+        ) from exc
+    return client
 
 
 def build_claude(config: KnowledgeConfig, spend: SpendMeter | None = None) -> ClaudeAnswerer | None:
@@ -194,10 +225,16 @@ def _anthropic_class() -> Any:
 
 
 def build_knowledge(
-    config: KnowledgeConfig, root: Path | None = None, spend: SpendMeter | None = None
+    config: KnowledgeConfig,
+    root: Path | None = None,
+    spend: SpendMeter | None = None,
+    states: DocumentStates | None = None,
+    holder: str = "",
 ) -> KnowledgeService:
     """Compose the knowledge engine from its config; `root` overrides DATA_DIR for the index (the eval: a temp dir);
-    `spend` lets the engine keep Claude within LLM_DAILY_BUDGET_USD (without it there is no budget check)."""
+    `spend` lets the engine keep Claude within LLM_DAILY_BUDGET_USD (without it there is no budget check);
+    `states` is the shared ingestion state (the database; without it, this process's memory: a throwaway index);
+    `holder` names this replica in ingestion claims (stable across restarts, so a restart retakes its own)."""
     go_offline()
     root = root or config.data_dir
     try:
@@ -227,6 +264,12 @@ def build_knowledge(
         detector,
         config.include_community,
     )
-    docstore = root / "knowledge" / f"docstore-{config.qdrant_collection}.json"
-    ingestor = Ingestor(store, embed_model, tokenizer, docstore, config.knowledge_base_url)
-    return KnowledgeService(engine, ingestor, embed_model, store)
+    ingestor = Ingestor(
+        store,
+        ModelEmbedder(embed_model),
+        tokenizer,
+        states if states is not None else ProcessStates(),
+        holder or f"{socket.gethostname()}:{os.getpid()}",
+        config.knowledge_base_url,
+    )
+    return KnowledgeService(engine, ingestor, embed_model, store, tokenizer)

@@ -42,3 +42,30 @@ class ScriptedKnowledge:
 
     async def ready(self) -> bool:
         return self.is_ready
+
+
+class CountingEmbedder:
+    """An Embedder (the port) with cheap deterministic vectors: counts every text it embeds, and can be told to
+    fail on its Nth call (a crash mid-sync without a process to kill)."""
+
+    DIMENSIONS = 16
+
+    def __init__(self, fail_on_call: int = 0) -> None:
+        self.fail_on_call = fail_on_call
+        self.calls = 0
+        self.texts: list[str] = []
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        import asyncio
+        import hashlib
+
+        self.calls += 1
+        if self.fail_on_call and self.calls >= self.fail_on_call:
+            raise RuntimeError("embedding service died")
+        await asyncio.sleep(0.001)  # let another replica's work interleave, as a real model call would
+        self.texts.extend(texts)
+        vectors = []
+        for text in texts:
+            digest = hashlib.sha256(text.encode()).digest()
+            vectors.append([byte / 255 + 0.01 for byte in digest[: self.DIMENSIONS]])
+        return vectors

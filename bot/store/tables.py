@@ -386,3 +386,21 @@ class AuditRow(Base):
     target: Mapped[str] = mapped_column(String(512), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
+
+
+class IngestedDocumentRow(Base):
+    """One knowledge document in the index's bookkeeping (replaces the per-process JSON docstore), see
+    `bot.ports.DocumentState`: the content hash and chunk count of its last fully indexed version, and a claim
+    (`status` indexing, `holder`, `lease_until`) taken by compare-and-set on `version` before embedding."""
+
+    __tablename__ = "ingested_documents"
+
+    collection: Mapped[str] = mapped_column(String(128), primary_key=True)  # the index (QDRANT_COLLECTION)
+    doc_id: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(128), default="")
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="indexing")  # indexing | indexed | deleted
+    holder: Mapped[str] = mapped_column(String(256), default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime]

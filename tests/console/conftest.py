@@ -11,23 +11,18 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from app.catalog import IndexCatalog
 from bot.store.db import Database
+from bot.store.documents import DocumentStateStore
 from bot.store.ledger import InboundLedger
 from bot.store.outbox import Outbox
-from console import ConsoleConfig, ConsolePorts, DocumentInfo, build_console_app
+from console import ConsoleConfig, ConsolePorts, build_console_app
 from tests.conftest import ManualClock
 from tests.doubles import ScriptedKnowledge
 
 ADMIN_KEY = "admin-key-0123456789abcdef"
 REVIEWER_KEY = "reviewer-key-0123456789abc"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-class StaticCatalog:
-    """A `DocumentCatalog` port that lists fixed documents."""
-
-    async def documents(self) -> list[DocumentInfo]:
-        return [DocumentInfo("Backups", "kb/backups.md", "https://help.example.com/backups", 3, "official")]
 
 
 @dataclass
@@ -72,7 +67,10 @@ async def console_rig(db: Database, clock: ManualClock) -> AsyncIterator[Console
     """The console mounted at /console over `db`, served on an ephemeral port; page size 3."""
     knowledge = ScriptedKnowledge()
     ledger = InboundLedger(db, clock)
-    ports = ConsolePorts(db, clock, ledger, Outbox(db, clock), knowledge, StaticCatalog())
+    states = DocumentStateStore(db, clock, "kb")  # one indexed document, as a sync leaves it
+    assert await states.claim("/srv/kb/backups.md", "replica-1", None, 60)
+    assert await states.finish("/srv/kb/backups.md", "replica-1", "hash-1", 3)
+    ports = ConsolePorts(db, clock, ledger, Outbox(db, clock), knowledge, IndexCatalog(states))
     config = ConsoleConfig(admin_keys=(ADMIN_KEY,), reviewer_keys=(REVIEWER_KEY,), page_size=3)
     root = web.Application()
     root.add_subapp("/console", build_console_app(config, ports))

@@ -168,7 +168,8 @@ async def test_try_a_question_answers_with_passages_and_records_nothing(rig: Con
     async with rig.db.sessions() as session:
         assert (await session.execute(select(func.count()).select_from(TurnRow))).scalar_one() == 0
     docs = await rig.page("/console/knowledge")
-    assert "Backups" in docs and "1, 3 chunks" in docs
+    assert "backups.md" in docs and "/srv/kb/backups.md" in docs and "1, 3 chunks" in docs
+    assert f"{rig.clock.now():%Y-%m-%d %H:%M}" in docs  # the last change
 
 
 @pytest.mark.parametrize("everything", [False, True])

@@ -29,6 +29,7 @@ def _run(args: list[str], env_extra: dict[str, str], tmp_path: Path) -> subproce
         ({"REPORT_SCHEDULE": "whenever"}, "REPORT_SCHEDULE"),
         ({"API_KEYS": "short-key"}, "API_KEYS"),
         ({"KB_SYNC_SCHEDULE": "*/61 * * *"}, "KB_SYNC_SCHEDULE"),
+        ({"QDRANT_URL": "http://127.0.0.1:1"}, "QDRANT_URL: Qdrant not reachable at http://127.0.0.1:1"),
     ],
 )
 def test_bad_configuration_is_one_line(env: dict[str, str], expected: str, tmp_path: Path) -> None:

@@ -154,7 +154,7 @@ def test_production_overlay_scales_out_on_shared_state() -> None:
 
 def test_production_kb_sync_has_one_owner_the_leader_job() -> None:
     """No CronJob ingests next to the scheduler: every replica can run `kb_sync` (the leader does), so each
-    mounts the knowledge files and the shared ingestion docstore."""
+    mounts the knowledge files; the ingestion state is in PostgreSQL, so no volume holds it."""
     resources = kustomize("production")
     assert not by_kind(resources, "CronJob")
     config = one(resources, "ConfigMap")["data"]
@@ -166,11 +166,9 @@ def test_production_kb_sync_has_one_owner_the_leader_job() -> None:
     for path in config["KNOWLEDGE_PATHS"].split(","):
         mount = next(m for p, m in mounts.items() if path == p or path.startswith(p + "/"))
         assert mount.get("readOnly") is True
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    claims = {p["metadata"]["name"]: p for p in by_kind(resources, "PersistentVolumeClaim")}
-    # The ingestion docstore (DATA_DIR/knowledge) survives restarts and failovers, shared by every replica.
-    docstore = volumes[mounts[config["DATA_DIR"] + "/knowledge"]["name"]]["persistentVolumeClaim"]["claimName"]
-    assert claims[docstore]["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert not any(path.startswith(config["DATA_DIR"]) for path in mounts if path != config["DATA_DIR"])
+    claims = [p["metadata"]["name"] for p in by_kind(resources, "PersistentVolumeClaim")]
+    assert claims == ["supportbot-knowledge"]  # the knowledge files only: no state on a volume
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.ports import SystemClock
+from bot.store.db import Database
+from bot.store.documents import DocumentStateStore
 from knowledge.config import KnowledgeConfig
 from knowledge.service import KnowledgeService, build_knowledge
 
@@ -117,12 +120,15 @@ async def test_bad_files_are_skipped_with_one_line_each(knowledge: KnowledgeServ
     assert all("\n" not in str(item) for item in report.skipped)
 
 
-async def test_restart_keeps_the_index(make_settings: Callable[..., KnowledgeConfig], kb: Path, tmp_path: Path) -> None:
+async def test_restart_keeps_the_index(
+    make_settings: Callable[..., KnowledgeConfig], kb: Path, tmp_path: Path, sqlite_db: Database
+) -> None:
     root = tmp_path / "index"
-    first = build_knowledge(make_settings(), root=root)
+    states = DocumentStateStore(sqlite_db, SystemClock(), "supportbot")
+    first = build_knowledge(make_settings(), root=root, states=states, holder="first")
     added = (await first.ingest([kb])).chunks_added
     await first.close()
-    second = build_knowledge(make_settings(), root=root)
+    second = build_knowledge(make_settings(), root=root, states=states, holder="second")
     try:
         assert await second.chunk_count() == added
         report = await second.ingest([kb])

@@ -2,7 +2,7 @@
 when it was resolved; the backlog digest and the weekly report read it
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-30 12:30:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import bot.store.tables
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
