@@ -135,6 +135,7 @@ class ExtractiveAnswerer:
         max_units: int = 3,
         min_share: float = 0.25,
         detector: PlantedInstructionDetector | None = None,
+        window: int = 2,
     ) -> None:
         self._ranker = UnitRanker(encoder)
         # The engine drops passages with planted instructions; checking each unit again keeps this answerer safe
@@ -144,6 +145,10 @@ class ExtractiveAnswerer:
         # A unit scoring below this share of the best one is not quoted. 0.25 keeps the three best units in most
         # answers (0.5 cut a fifth of the reference answer's words on the Samsung bench, 0.546 vs 0.673).
         self.min_share = min_share
+        # After the best unit, quote the next `window` units under the same heading. Measured on the retrieved
+        # passages (fact in answer, answerable questions): Samsung 0.157 -> 0.272 with 2 (1: 0.214; instead a
+        # 4th/5th best unit: 0.192/0.226 for as many words), sample set 0.533 -> 0.567.
+        self.window = window
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Draft:
         picks = self.select(question, hits)
@@ -173,7 +178,25 @@ class ExtractiveAnswerer:
                 break
             if not any(_overlaps(pick, other) for other in chosen):
                 chosen.append(pick)
-        return chosen
+        return self._with_window(chosen, pool)
+
+    def _with_window(self, chosen: list[_Pick], pool: Sequence[tuple[int, Unit]]) -> list[_Pick]:
+        """The best unit and the `window` units right after it under the same heading: an answer often goes on in
+        the next sentence or step ("From Settings, tap Location." then "Tap to turn on Location services.")."""
+        if not chosen or not self.window:
+            return chosen
+        best = chosen[0]
+        taken = {(pick.passage, pick.unit.position) for pick in chosen}
+        following = [
+            unit
+            for index, unit in pool
+            if index == best.passage
+            and best.unit.position < unit.position <= best.unit.position + self.window
+            and unit.context == best.unit.context
+            and unit.kind != "list"
+        ]
+        extra = [_Pick(0.0, best.passage, unit) for unit in following if (best.passage, unit.position) not in taken]
+        return [*chosen, *[pick for pick in extra if not any(_overlaps(pick, other) for other in chosen)]]
 
     def _quotable(self, unit: Unit) -> bool:
         """Not a planted instruction, and not the tail of a sentence cut off by a chunk boundary."""
@@ -289,5 +312,7 @@ class ClaudeAnswerer:
         if leaks_prompt(text):
             log.warning("knowledge.prompt_leak_blocked")
             return Draft(text="", answerer=self.name, usage=usage, declined=True)
-        declined = not text or text.startswith(NO_ANSWER)
+        # The sentinel anywhere counts: Claude sometimes explains first ("The documents don't cover this. NO_ANSWER"),
+        # and the sentinel must never reach a customer as text.
+        declined = not text or NO_ANSWER in text
         return Draft(text="" if declined else text, answerer=self.name, usage=usage, declined=declined)

@@ -9,15 +9,17 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from bot.messages import Role, Turn
+from bot.messages import ActionKind, Outcome, Role, Turn
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.store.outbox import Outbox
 from bot.store.tables import ConversationRow, TurnRow
+from bot.strings import for_customers
 from knowledge.config import KnowledgeConfig
 from knowledge.service import KnowledgeService, build_knowledge
 from tests.conftest import ManualClock
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.testbot import running_bot
 
 pytestmark = pytest.mark.slow  # loads the embedding model and builds an index: not in the fast tier
 
@@ -150,6 +152,22 @@ async def test_no_answer_from_claude_abstains(with_claude: KnowledgeService, ant
     anthropic.reply("NO_ANSWER")
     answer = await with_claude.answer("How do I restore files from the web console on Linux?")
     assert answer.abstained and answer.text == "" and not answer.citations  # the core words abstentions
+
+
+async def test_claude_saying_not_in_the_documents_becomes_an_abstention_with_a_ticket_offer(
+    with_claude: KnowledgeService, anthropic: FakeAnthropic, tmp_path: Path
+) -> None:
+    """The sentinel after an explanation still counts, never reaches the customer, and the core offers a ticket."""
+    anthropic.reply("The documents do not say whether Linux restores work from the web console. NO_ANSWER")
+    async with running_bot(
+        f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", tmp_path / "data", knowledge=with_claude
+    ) as bot:
+        await bot.push("How do I restore files from the web console on Linux?")
+        reply = await bot.pop()
+    assert len(anthropic.requests) == 1  # Claude was asked, and its "not in the documents" was honoured
+    assert reply.outcome is Outcome.ABSTAINED and for_customers.ABSTAIN in reply.text
+    assert "NO_ANSWER" not in reply.text and not reply.citations
+    assert ActionKind.OFFER_TICKET in [action.kind for action in reply.actions]
 
 
 async def test_hopeless_question_abstains_without_calling_claude(

@@ -100,6 +100,31 @@ def quoted_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(">")]
 
 
+STEPS = """## Mobile hotspot
+To share your connection with other devices, open Settings and tap Connections. Then tap Mobile hotspot and
+tethering. Finally tap the switch at the top.
+
+## Battery
+Charging takes about two hours. Sharing a connection uses more battery.
+"""
+
+
+def test_the_steps_right_after_the_best_unit_are_quoted_with_it() -> None:
+    from llama_index.core.schema import TextNode
+
+    from knowledge.answerers import ExtractiveAnswerer
+    from knowledge.retrieval import Hit
+    from knowledge.sparse import Bm25Encoder
+
+    hits = [Hit(node=TextNode(text=STEPS, metadata={"title": "Hotspot"}), score=1.0, cosine=0.6)]
+    question = "How do I share my connection with other devices?"
+    text = ExtractiveAnswerer(Bm25Encoder()).answer(question, hits).text
+    assert "Then tap Mobile hotspot" in text and "Finally tap the switch" in text  # the two steps after the best
+    assert "two hours" not in text  # another heading's text is no continuation
+    alone = ExtractiveAnswerer(Bm25Encoder(), window=0).answer(question, hits).text
+    assert "Finally tap the switch" not in alone
+
+
 FACTS: list[tuple[str, Callable[[str], bool]]] = [
     ("How long do I have to ask for a refund?", lambda q: "within **14 days** of the charge" in q),
     ("How long is a team invitation valid?", lambda q: "expire after **7 days**" in q),
