@@ -128,10 +128,19 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _no_index(settings: Settings) -> UsageError:
+    return UsageError(
+        f"no knowledge base under DATA_DIR={settings.data_dir.resolve()}: run `supportbot ingest PATH` first, "
+        "or set DATA_DIR to the folder `supportbot serve` uses"
+    )
+
+
 async def _ask(args: argparse.Namespace, settings: Settings) -> int:
     running = await _ask_running_service(settings, args.question)
     if running is not None:
         return _print_replies([reply_from_json(running)], args.json)
+    if not settings.qdrant_url and not (settings.data_dir / "qdrant").is_dir():
+        raise _no_index(settings)  # before anything is created there: a wrong directory stays untouched
     async with build_for_command(settings) as ctx:
         services = await ctx.wiring()
         msg = InboundMessage(
@@ -143,11 +152,7 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
             received_at=services.clock.now(),
         )
         if not await services.knowledge.ready():
-            print(
-                f"supportbot: warning: no knowledge base under DATA_DIR={settings.data_dir.resolve()}; "
-                "run `supportbot ingest PATH` first (or set DATA_DIR)",
-                file=sys.stderr,
-            )
+            raise _no_index(settings)
         replies = await services.pipeline.ask(msg)
         await services.dispatcher.flush_once()
     return _print_replies(replies, args.json)

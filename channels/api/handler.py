@@ -85,16 +85,18 @@ class AskEndpoint:
             return refused(request, 401, "unauthorized", "missing or invalid API key", {"WWW-Authenticate": "Bearer"})
         if not await self._keys.allow(key_id):
             return refused(request, 429, "rate_limited", "rate limit exceeded; slow down", {"Retry-After": "60"})
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        try:  # bytes that are not UTF-8 become U+FFFD: invalid text is cleaned here, never a 5xx or a dead letter
+            body = json.loads((await request.read()).decode("utf-8", errors="replace"))
+        except (json.JSONDecodeError, RecursionError):
             return refused(request, 400, "bad_request", 'body must be JSON: {"question": "..."}')
         question = body.get("question") if isinstance(body, dict) else None
         if not isinstance(question, str):
             return refused(request, 400, "bad_request", 'body must be JSON: {"question": "..."}')
         question = clean_text(question)
         conversation = body.get("conversation_id")
-        conversation_id = conversation if isinstance(conversation, str) and conversation else uuid.uuid4().hex
+        conversation_id = (
+            clean_text(conversation) if isinstance(conversation, str) and conversation else uuid.uuid4().hex
+        )
         msg = InboundMessage(
             channel=Channel.API,
             conversation_key=f"{key_id}:{conversation_id}",
