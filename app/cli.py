@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import uuid
@@ -115,6 +116,9 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ingested by the running service at {running['service']}:", file=sys.stderr)
         summary, deleted = str(running["summary"]), int(running["docs_deleted"])
     else:
+        # The summary printed below lists every skipped path with its reason; the same as log lines would only
+        # bury the one line that says what went wrong.
+        logging.getLogger("knowledge.ingest").setLevel(logging.ERROR)
         offline_environment()
         engine = build_knowledge_engine(settings)
         try:
