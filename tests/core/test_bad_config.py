@@ -137,7 +137,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[SupportApp, str]]:
     [
         b'{"question": "How often does backup run?\\ud800"}',  # a lone surrogate, as a JSON escape
         b'{"question": "How often does backup \xff\xfe run?"}',  # bytes that are not UTF-8
-        b'{"question": "How often does backup run?", "conversation_id": "c\\udfff"}',  # a surrogate in the conversation id
+        b'{"question": "How often does backup run?", "conversation_id": "c\\udfff"}',  # surrogate in the id
     ],
 )
 async def test_invalid_text_over_the_api_is_cleaned_and_answered(api: tuple[SupportApp, str], body: bytes) -> None:
