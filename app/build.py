@@ -290,6 +290,8 @@ def email_config(settings: Settings, **overrides: Any) -> EmailConfig:
         "imap_done_action": settings.imap_done_action,
         "imap_done_folder": settings.imap_done_folder,
         "imap_quarantine_folder": settings.imap_quarantine_folder,
+        "imap_sent_folder": settings.imap_sent_folder,
+        "imap_save_sent": settings.imap_save_sent,
         "imap_idle": settings.imap_idle,
         "imap_poll_seconds": settings.imap_poll_seconds,
         "smtp_host": settings.smtp_host,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import uuid
@@ -128,6 +129,9 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ingested by the running service at {running['service']}:", file=sys.stderr)
         summary, deleted = str(running["summary"]), int(running["docs_deleted"])
     else:
+        # The summary printed below lists every skipped path with its reason; the same as log lines would only
+        # bury the one line that says what went wrong.
+        logging.getLogger("knowledge.ingest").setLevel(logging.ERROR)
         async with build_for_command(settings) as ctx:  # the ingestion state lives in the database
             report = await ctx.knowledge().ingest(paths, progress=sys.stderr.isatty())
         summary, deleted = report.summary(), report.docs_deleted
@@ -137,10 +141,19 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _no_index(settings: Settings) -> UsageError:
+    return UsageError(
+        f"no knowledge base under DATA_DIR={settings.data_dir.resolve()}: run `supportbot ingest PATH` first, "
+        "or set DATA_DIR to the folder `supportbot serve` uses"
+    )
+
+
 async def _ask(args: argparse.Namespace, settings: Settings) -> int:
     running = await _ask_running_service(settings, args.question)
     if running is not None:
         return _print_replies([reply_from_json(running)], args.json)
+    if not settings.qdrant_url and not (settings.data_dir / "qdrant").is_dir():
+        raise _no_index(settings)  # before anything is created there: a wrong directory stays untouched
     async with build_for_command(settings) as ctx:
         services = await ctx.wiring()
         msg = InboundMessage(
@@ -152,11 +165,7 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
             received_at=services.clock.now(),
         )
         if not await services.knowledge.ready():
-            print(
-                f"supportbot: warning: no knowledge base under DATA_DIR={settings.data_dir.resolve()}; "
-                "run `supportbot ingest PATH` first (or set DATA_DIR)",
-                file=sys.stderr,
-            )
+            raise _no_index(settings)
         replies = await services.pipeline.ask(msg)
         await services.dispatcher.flush_once()
     return _print_replies(replies, args.json)

@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     imap_done_action: Literal["seen", "move"] = "seen"
     imap_done_folder: str = "Processed"
     imap_quarantine_folder: str = "Quarantine"
+    imap_sent_folder: str = ""  # "": the folder flagged \Sent (SPECIAL-USE), else "Sent" (created if missing)
+    imap_save_sent: bool = True  # APPEND each reply there; off when the SMTP server files sent mail itself
     imap_idle: bool = True
     imap_poll_seconds: float = Field(30.0, gt=0)
     smtp_host: str = ""

@@ -1,6 +1,8 @@
 """The outbox dispatcher: delivers queued replies through each channel's sender, with retries.
 
-A failed send is rescheduled with backoff; `PermanentDeliveryError` (or too many attempts) marks it dead, for
+Before a resend (a row claimed before: its attempt failed or its process died mid-send) a sender that is also a
+`DeliveryCheck` is asked whether the reply already went out; if so the row is marked sent without sending. A
+failed send is rescheduled with backoff; `PermanentDeliveryError` (or too many attempts) marks it dead, for
 `supportbot replay`. `kick()` wakes the loop at once after new replies; otherwise it polls on an interval, so
 rows left by a crashed process (or another replica) go out too.
 """
@@ -16,7 +18,7 @@ import structlog
 from bot import metrics
 from bot.errors import PermanentDeliveryError
 from bot.messages import Channel, Reply
-from bot.ports import ReplySender
+from bot.ports import DeliveryCheck, ReplySender
 from bot.reports import DELIVERY_KIND
 from bot.store.outbox import DEAD, Outbox, OutboxItem
 
@@ -61,8 +63,9 @@ class OutboxDispatcher:
     async def flush_once(self, limit: int = 8) -> int:
         """Deliver what is due now, `limit` at a time; returns how many were sent.
 
-        Small rounds on purpose: a reply sent but not yet marked sent when the process dies is sent again on
-        restart (same idempotency key, same email Message-ID), so fewer in flight means fewer such repeats.
+        Small rounds on purpose: a reply sent but not yet marked sent when the process dies is resent on restart
+        (same idempotency key, same email Message-ID) unless its sender finds it delivered (`DeliveryCheck`), so
+        fewer in flight means fewer such repeats.
         """
         async with self._flush_lock:
             sent = 0
@@ -92,6 +95,13 @@ class OutboxDispatcher:
             status = await self._outbox.mark_failed(item.id, f"no sender for channel {reply.channel.value}")
             log_.warning("outbox.no_sender", status=status)
             return 0
+        if item.resend and isinstance(sender, DeliveryCheck):
+            found = await self._delivered_ref(sender, item)
+            if found is not None:
+                await self._outbox.mark_sent(item.id, found)
+                metrics.DELIVERIES.labels(reply.channel.value, "found").inc()
+                log_.info("outbox.already_delivered")
+                return 1
         try:
             ref = await asyncio.wait_for(sender.send(reply), self._send_timeout)
         except PermanentDeliveryError as exc:
@@ -107,6 +117,15 @@ class OutboxDispatcher:
         await self._outbox.mark_sent(item.id, ref)
         metrics.DELIVERIES.labels(reply.channel.value, "sent").inc()
         return 1
+
+    async def _delivered_ref(self, check: DeliveryCheck, item: OutboxItem) -> str | None:
+        """The reference a resend already went out under, or None; a failed look-up is "not found" (at least
+        once beats at most once)."""
+        try:
+            return await asyncio.wait_for(check.delivered_ref(item.reply, item.created_at), self._send_timeout)
+        except Exception as exc:
+            log.warning("outbox.check_failed", reply=item.reply.idempotency_key, error=type(exc).__name__)
+            return None
 
     def start(self) -> None:
         if self._task is None:

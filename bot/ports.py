@@ -88,6 +88,20 @@ class ReplySender(Protocol):
         ...
 
 
+@runtime_checkable
+class DeliveryCheck(Protocol):
+    """Asks "did this reply already go out?" before a resend (implemented by a channel's `ReplySender`).
+
+    A crash between a send and the outbox's "sent" mark leaves a row that is sent again after restart. A sender
+    that can look at what it delivered (the mailbox's Sent folder by Message-ID; a Slack thread by the reply's
+    metadata) answers with the reference it was delivered under, and the dispatcher marks the row sent without
+    sending; None means "not found" (send it). `since` is when the reply was decided: nothing older can be it.
+    Raising means "cannot tell", and the reply is sent (a repeat is better than a loss).
+    """
+
+    async def delivered_ref(self, reply: Reply, since: datetime) -> str | None: ...
+
+
 class Intake(Protocol):
     """What a channel adapter hands inbound messages to (implemented by `bot.inquiries.InquiryPipeline`).
 

@@ -68,6 +68,7 @@ def load_text_embedding(model_name: str, data_dir: Path, threads: int | None = N
     if model_name == DEFAULT_MODEL:
         folder = default_model_dir(data_dir)
         return TextEmbedding(model_name=model_name, specific_model_path=str(folder), threads=threads)
+    require_known_model(model_name)
     return TextEmbedding(model_name=model_name, cache_dir=str(data_dir / "models" / "fastembed"), threads=threads)
 
 
@@ -132,8 +133,25 @@ class ModelEmbedder:
 
 
 def check_model(config: KnowledgeConfig) -> str:
-    """For `supportbot doctor`: where the embedding model comes from, or `ConfigError` when its files are missing."""
+    """For `supportbot doctor` and the start: where the embedding model comes from, or `ConfigError` when its files
+    are missing or fastembed has no model of that name."""
     if config.embedding_model == DEFAULT_MODEL:
         folder = default_model_dir(config.data_dir)
         return f"{DEFAULT_MODEL} (int8 ONNX, offline) in {folder}"
+    require_known_model(config.embedding_model)
     return f"{config.embedding_model} (fastembed; downloaded on first use, needs network once)"
+
+
+def require_known_model(model_name: str) -> None:
+    """`ConfigError` naming EMBEDDING_MODEL when fastembed lists no text model of that name (a typo would
+    otherwise surface as a bare ValueError from deep inside fastembed)."""
+    if model_name == DEFAULT_MODEL:
+        return
+    from fastembed import TextEmbedding
+
+    known = {str(m["model"]).lower() for m in TextEmbedding.list_supported_models()}
+    if model_name.lower() not in known:
+        raise ConfigError(
+            f"EMBEDDING_MODEL {model_name!r} is not a fastembed text model: unset it for the shipped default "
+            f"({DEFAULT_MODEL}) or pick one from fastembed's TextEmbedding.list_supported_models()"
+        )

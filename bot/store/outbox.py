@@ -28,8 +28,14 @@ PENDING, SENT, DEAD = "pending", "sent", "dead"
 class OutboxItem:
     id: int
     reply: Reply
-    attempts: int
+    attempts: int  # claims so far, this one included
     created_at: datetime
+
+    @property
+    def resend(self) -> bool:
+        """Claimed before: that attempt failed, or its process died mid-send (its lease ran out), so the reply
+        may already have gone out."""
+        return self.attempts > 1
 
 
 def backoff_seconds(attempts: int, base: float = 2.0, cap: float = 600.0) -> float:

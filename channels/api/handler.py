@@ -93,9 +93,11 @@ class ApiGate:
 
 
 async def json_body(request: web.Request) -> dict[str, Any] | None:
+    """The JSON object in the body, or None. Bytes that are not UTF-8 become U+FFFD: invalid text is cleaned here,
+    never a 5xx or a dead letter."""
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        body = json.loads((await request.read()).decode("utf-8", errors="replace"))
+    except (json.JSONDecodeError, RecursionError):
         return None
     return body if isinstance(body, dict) else None
 
@@ -121,7 +123,9 @@ class AskEndpoint:
             return refused(request, 413, "too_long", f"the question is longer than {self._max_chars} characters")
         question = clean_text(question)
         conversation = body.get("conversation_id")
-        conversation_id = conversation if isinstance(conversation, str) and conversation else uuid.uuid4().hex
+        conversation_id = (
+            clean_text(conversation) if isinstance(conversation, str) and conversation else uuid.uuid4().hex
+        )
         msg = InboundMessage(
             channel=Channel.API,
             conversation_key=f"{key_id}:{conversation_id}",

@@ -27,6 +27,7 @@ from channels.email.config import EmailConfig
 from channels.email.mailbox import AsyncMailbox, ImapConnection
 from channels.email.poller import MailboxPoller, PollerPorts
 from channels.email.sender import EmailSender
+from channels.email.sent import SentFolder
 from channels.email.worker import ProcessWorker
 
 log = structlog.get_logger(__name__)
@@ -60,7 +61,8 @@ class EmailChannel:
         self._idle = AsyncMailbox(ImapConnection(config, imap_tls))
         self._parser = ProcessWorker(preload=("channels.email.parsing",))
         self._poller = MailboxPoller(config, ports, self._mailbox, self._parser, holder=self._holder)
-        self.sender = EmailSender(config, refs, tls_context=smtp_tls)
+        self._sent = SentFolder(config, AsyncMailbox(ImapConnection(config, imap_tls)))
+        self.sender = EmailSender(config, refs, tls_context=smtp_tls, sent=self._sent)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._poll_lock = asyncio.Lock()
@@ -82,6 +84,7 @@ class EmailChannel:
             self._task = None
         await self._mailbox.close()
         await self._idle.close()
+        await self._sent.close()
         await self._parser.close()
         with contextlib.suppress(Exception):
             await self._leases.release(self._poller.lease_name, self._holder)

@@ -26,6 +26,8 @@ class EmailConfig:
     imap_done_action: Literal["seen", "move"] = "seen"
     imap_done_folder: str = "Processed"
     imap_quarantine_folder: str = "Quarantine"
+    imap_sent_folder: str = ""  # "": found by its \Sent flag, else "Sent"
+    imap_save_sent: bool = True  # APPEND each reply to the Sent folder
     imap_idle: bool = True
     imap_poll_seconds: float = 30.0
     smtp_port: int = 587

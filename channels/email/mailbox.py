@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, TypeVar
 
 from imapclient import IMAPClient
+from imapclient.imapclient import SENT as SENT_FLAG
 
 from channels.email.config import EmailConfig
 
@@ -107,6 +109,22 @@ class ImapConnection:
     def ensure_folder(self, folder: str) -> None:
         if not self.client.folder_exists(folder):
             self.client.create_folder(folder)
+
+    def sent_folder(self, configured: str) -> str:
+        """The folder our replies are filed in: `configured`, else the one flagged \\Sent (RFC 6154
+        SPECIAL-USE) or named like a Sent folder, else "Sent"; created when missing."""
+        folder = configured or self.client.find_special_folder(SENT_FLAG) or "Sent"
+        self.ensure_folder(folder)
+        return folder
+
+    def append_seen(self, folder: str, raw: bytes) -> None:
+        """File a message we sent (flagged \\Seen: it is ours, nobody needs to read it as new)."""
+        self.client.append(folder, raw, flags=[SEEN])
+
+    def has_message_id(self, folder: str, message_id: str, since: date) -> bool:
+        """Whether `folder` holds a message with this Message-ID header, filed on or after `since`."""
+        self.client.select_folder(folder, readonly=True)
+        return bool(self.client.search(["SINCE", since, "HEADER", "Message-ID", message_id]))
 
     def move(self, uids: Sequence[int], folder: str) -> None:
         if not uids:

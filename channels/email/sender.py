@@ -3,25 +3,31 @@
 `EmailSender.send(reply)` is the outbox's `ReplySender`: it reserves the reply's random Message-ID on its outbox
 row (`DeliveryRefs`: the first reservation wins, so a resend after a crash reuses it), renders the reply and
 returns that id (the outbox keeps it as the delivery reference, which is how an answer to it finds its thread). A 5xx
-from the server is permanent (dead letter); connection problems and 4xx are retried by the outbox.
+from the server is permanent (dead letter); connection problems and 4xx are retried by the outbox. After SMTP took
+a reply it is filed in the mailbox's Sent folder (`SentFolder`), and before a resend `delivered_ref` looks for its
+Message-ID there (`bot.ports.DeliveryCheck`), so a crash between "sent" and "marked sent" rarely sends it twice.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Sequence
+from datetime import datetime
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import formatdate, make_msgid
 
 import aiosmtplib
 import structlog
 
+from bot import metrics
 from bot.errors import DeliveryError, PermanentDeliveryError
 from bot.messages import Reply
 from bot.offers import support_domain
 from bot.ports import DeliveryRefs
 from channels.email.config import EmailConfig
 from channels.email.render import build_reply, reply_address, reply_message_id
+from channels.email.sent import SentFolder
 
 log = structlog.get_logger(__name__)
 
@@ -36,9 +42,11 @@ class EmailSender:
         *,
         tls_context: ssl.SSLContext | None = None,
         timeout: float = 30.0,
+        sent: SentFolder | None = None,
     ) -> None:
         self._config = config
         self._refs = refs
+        self._sent = sent
         self._tls_context = tls_context
         self._timeout = timeout
 
@@ -49,7 +57,28 @@ class EmailSender:
         message_id = await self._refs.reserve_ref(reply.idempotency_key, reply_message_id(reply, support))
         msg = build_reply(reply, support, message_id)
         await self.deliver(msg)
+        await self._file(msg)
         return str(msg["Message-ID"])
+
+    async def delivered_ref(self, reply: Reply, since: datetime) -> str | None:
+        """`bot.ports.DeliveryCheck`: the reply's Message-ID when the Sent folder holds it (it went out)."""
+        if self._sent is None:
+            return None
+        message_id = await self._refs.reserve_ref(
+            reply.idempotency_key, reply_message_id(reply, self._config.support_address)
+        )
+        return message_id if await self._sent.contains(message_id, since) else None
+
+    async def _file(self, msg: EmailMessage) -> None:
+        """File the sent reply in the Sent folder. The mail is out whatever happens here, so a failure is logged
+        and counted, never raised (raising would send it again)."""
+        if self._sent is None:
+            return
+        try:
+            await self._sent.save(msg.as_bytes(policy=SMTP))
+        except Exception as exc:
+            metrics.ERRORS.labels("email_sent_folder").inc()
+            log.warning("email.sent_folder_failed", message_id=str(msg["Message-ID"]), error=type(exc).__name__)
 
     async def send_report(self, to: Sequence[str], subject: str, text: str, html: str, png: bytes | None) -> None:
         """The weekly report: text and HTML, the chart attached as report.png."""

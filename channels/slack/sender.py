@@ -1,21 +1,26 @@
 """Posting replies, and the "working on it" reaction that is always cleared.
 
-`SlackSender` is the outbox's `ReplySender` for Slack: it renders a `Reply` as blocks, posts it in the thread its
-conversation key names (`"C123:1700000000.000100"`; a key without a thread part, like the agents' channel
-`"C_ESCALATION"`, is posted top-level) or, when the reply says so, shows it to one person or writes it over an
-earlier message, and then clears the working reaction on the asker's message. A failed
-post raises `DeliveryError` (the outbox retries) or `PermanentDeliveryError` (dead-lettered; the reaction is
-cleared too, since no answer will come).
+`SlackSender` is the outbox's
+`ReplySender` for Slack: it renders a `Reply` as blocks, posts it in the thread its conversation key names
+(`"C123:1700000000.000100"`; a key without a thread part, like the agents' channel `"C_ESCALATION"`, is posted
+top-level) or, when the reply says so, shows it to one person or writes it over an earlier message, and then clears
+the working reaction on the asker's message. A posted reply carries its idempotency key in Slack message metadata
+(`supportbot_reply`), so before a resend `delivered_ref` can find it in the thread and the outbox skips the second
+post (`bot.ports.DeliveryCheck`). A failed post raises `DeliveryError` (the outbox retries) or
+`PermanentDeliveryError` (dead-lettered; the reaction is cleared too, since no answer will come).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from datetime import datetime
+from typing import Any
 
 import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.errors import PermanentDeliveryError
 from bot.messages import Reply
@@ -91,6 +96,21 @@ def split_key(conversation_key: str) -> tuple[str, str]:
     return channel, thread_ts
 
 
+REPLY_EVENT = "supportbot_reply"  # message metadata event type: its payload's "key" is the reply's idempotency key
+PAGE_SIZE = 200  # messages per conversations.replies / .history page (Slack recommends at most 200)
+MAX_PAGES = 10  # a thread or an hour of a channel longer than this is not searched further: the reply is resent
+CLOCK_SKEW_SECONDS = 300.0  # our clock against Slack's, when reading a channel from the reply's decision time
+
+
+def carries_key(message: Mapping[str, Any], key: str) -> bool:
+    """Whether a message (as conversations.replies/.history return it) is the reply with idempotency key `key`."""
+    metadata = message.get("metadata")
+    if not isinstance(metadata, Mapping) or metadata.get("event_type") != REPLY_EVENT:
+        return False
+    payload = metadata.get("event_payload")
+    return isinstance(payload, Mapping) and payload.get("key") == key
+
+
 class SlackSender:
     """Delivers replies to Slack (implements `bot.ports.ReplySender`): posted in the conversation's thread, or
     shown to one person (`visible_to`: `chat.postEphemeral`), or written over an earlier message of ours
@@ -131,8 +151,42 @@ class SlackSender:
             blocks=blocks,
             unfurl_links=False,
             unfurl_media=False,
+            metadata={"event_type": REPLY_EVENT, "event_payload": {"key": reply.idempotency_key}},
         )
         return str(response.get("ts") or "")
+
+    async def delivered_ref(self, reply: Reply, since: datetime) -> str | None:
+        """`bot.ports.DeliveryCheck`: the ts of our message carrying this reply's key in its metadata, read from
+        the thread (`conversations.replies`) or, for a top-level post, the channel since `since`
+        (`conversations.history`). An ephemeral message cannot be read back and an update is idempotent: None."""
+        if reply.visible_to or reply.replaces:
+            return None
+        channel, thread_ts = split_key(reply.conversation_key)
+        try:
+            if thread_ts:
+                return await self._find(
+                    reply.idempotency_key, self._client.conversations_replies, channel=channel, ts=thread_ts
+                )
+            oldest = f"{since.timestamp() - CLOCK_SKEW_SECONDS:.6f}"
+            return await self._find(
+                reply.idempotency_key, self._client.conversations_history, channel=channel, oldest=oldest
+            )
+        except SlackApiError as exc:
+            if error_code(exc) == "thread_not_found":  # nothing in that thread, so not our reply either
+                return None
+            raise
+
+    async def _find(self, key: str, method: Callable[..., Awaitable[AsyncSlackResponse]], **args: str) -> str | None:
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            page = await method(**args, include_all_metadata=True, limit=PAGE_SIZE, cursor=cursor)
+            for message in page.get("messages") or []:
+                if carries_key(message, key):
+                    return str(message.get("ts") or "")
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not page.get("has_more") or not cursor:
+                return None
+        return None
 
     async def _clear(self, reply: Reply) -> None:
         channel, ts = reply.metadata.get("channel", ""), reply.metadata.get("ts", "")

@@ -1,9 +1,11 @@
-"""A service process for the crash test: `python -m tests.core.crash_runner PHASE N` with settings from the env.
+"""A service process for the crash tests: `python -m tests.core.crash_runner PHASE N` with settings from the env.
 
 Phase "first" accepts N messages and answers them, delivering to a sink that never responds (the test kills the
 process with SIGKILL while replies are decided but unsent). Phase "restart" runs the real SupportApp, accepts
 the same N messages again (a channel redelivering after a crash) and delivers to the sink, which now answers.
 The sender is a test double for the ReplySender *port*: it POSTs the reply to the sink (SINK_URL).
+Phase "slack" (no SINK_URL) delivers through the real Slack channel the settings turn on (SLACK_API_URL: the
+fake Slack), in the threads `C1:<i>.0`; the test SIGKILLs and restarts it mid-run.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def messages(n: int) -> list[InboundMessage]:
 async def main(phase: str, n: int) -> None:
     settings = load_settings()
     services = await build_service(settings, knowledge=ScriptedKnowledge(), with_escalation=False)
-    services.dispatcher.register(Channel.SLACK, SinkSender(os.environ["SINK_URL"]))
+    if phase != "slack":
+        services.dispatcher.register(Channel.SLACK, SinkSender(os.environ["SINK_URL"]))
     app = SupportApp(services)
     await app.start()
     for msg in messages(n):

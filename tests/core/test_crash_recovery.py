@@ -1,4 +1,5 @@
-"""SIGKILL between "recorded" and "sent", then restart: every reply arrives exactly once (SQLite and PostgreSQL)."""
+"""SIGKILL between "recorded" and "sent", then restart: every reply arrives exactly once (SQLite and PostgreSQL); and
+the real Slack sender, killed twice mid-run, posts no answer twice."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+
+from tests.fakes.slack_server import FakeSlack
 
 pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
 
@@ -52,13 +55,13 @@ async def sink() -> AsyncIterator[tuple[Sink, str]]:
         await runner.cleanup()
 
 
-async def _spawn(phase: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+async def _spawn(phase: str, env: dict[str, str], n: int = N) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tests.core.crash_runner",
         phase,
-        str(N),
+        str(n),
         env=env,
         cwd=Path(__file__).parents[2],
         stdout=asyncio.subprocess.DEVNULL,
@@ -108,3 +111,55 @@ async def test_sigkill_between_decided_and_sent_resends_exactly_once(
     assert len(state.delivered) == N
     assert all(count == 1 for count in state.delivered.values()), state.delivered
     assert second.returncode == 0
+
+
+SLACK_ANSWERS = 200
+
+
+async def test_slack_answers_over_two_sigkills_are_posted_once(tmp_path: Path) -> None:
+    """The real Slack sender against the fake Slack, SIGKILLed twice while posting: every thread gets its answer,
+    and a reply posted just before a kill is found in its thread (metadata) instead of being posted again."""
+    fake = await FakeSlack().start()
+    for i in range(SLACK_ANSWERS):
+        fake.seed("C1", f"{i}.0", user="U1", text=f"backup question {i}")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+        "DATA_DIR": str(tmp_path),
+        "HTTP_PORT": "0",
+        "SLACK_BOT_TOKEN": "xoxb-crash-test",
+        "SLACK_SIGNING_SECRET": "crash-test-signing-secret",
+        "SLACK_API_URL": fake.api_url,
+        "PROCESSING_LEASE_SECONDS": "1",
+        "OUTBOX_FLUSH_SECONDS": "0.2",
+        "SHUTDOWN_GRACE_SECONDS": "0",
+        "LOG_LEVEL": "ERROR",
+    }
+    env.pop("SINK_URL", None)
+
+    def answered() -> int:
+        return len({m.thread_ts for m in fake.messages if m.user == fake.bot_user_id})
+
+    process = await _spawn("slack", env, SLACK_ANSWERS)
+    kills = 0
+    try:
+        for share in (0.3, 0.65):
+            await _until(lambda share=share: answered() >= share * SLACK_ANSWERS, 300)
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+            kills += 1
+            process = await _spawn("slack", env, SLACK_ANSWERS)
+        await _until(lambda: answered() == SLACK_ANSWERS, 300)
+        await asyncio.sleep(1.5)  # past a lease period: any repeat would have shown up by now
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
+        await fake.stop()
+    posts = collections.Counter(m.thread_ts for m in fake.messages if m.user == fake.bot_user_id)
+    repeats = sum(count - 1 for count in posts.values())
+    print(
+        f"\nslack SIGKILL run: answers={len(posts)} kills={kills} repeats={repeats} resend_reads="
+        f"{len(fake.calls_to('conversations.replies'))}"
+    )
+    assert (len(posts), kills) == (SLACK_ANSWERS, 2)
+    assert repeats == 0, posts

@@ -81,6 +81,9 @@ service stats {{
 namespace inbox {{
   inbox = yes
   separator = /
+  mailbox Outgoing {{
+    special_use = \\Sent
+  }}
 }}
 protocol imap {{
   mail_max_userip_connections = 100

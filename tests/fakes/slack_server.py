@@ -8,7 +8,7 @@ to fail: `fail(500, count=3)`, `fail(429, seconds=1, retry_after=1)`, or an `ok:
 from __future__ import annotations
 
 import asyncio
-import itertools
+import base64
 import json
 import time
 import uuid
@@ -37,11 +37,47 @@ class Failure:
 
 @dataclass
 class Posted:
+    """A message in a channel: one the bot posted (chat.postMessage), or one a test seeded as a person's."""
+
     channel: str
     ts: str
     text: str
     thread_ts: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    user: str = ""
+    bot_id: str = ""
+
+    def wire(self, *, with_metadata: bool) -> dict[str, Any]:
+        """The message object as conversations.history / .replies return it."""
+        out: dict[str, Any] = {"type": "message", "user": self.user, "text": self.text, "ts": self.ts}
+        if self.bot_id:
+            out["bot_id"] = self.bot_id
+        if self.blocks:
+            out["blocks"] = self.blocks
+        if self.thread_ts:
+            out["thread_ts"] = self.thread_ts
+        if with_metadata and self.metadata is not None:
+            out["metadata"] = self.metadata
+        return out
+
+
+def _flag(value: Any) -> bool:
+    """A boolean argument as the Web API reads it: true/1 (slack_sdk sends "1"/"0" in query strings)."""
+    return str(value).strip().lower() in ("1", "true")
+
+
+def _cursor(ts: str) -> str:
+    return base64.b64encode(f"next_ts:{ts}".encode()).decode()
+
+
+def _cursor_ts(cursor: str) -> str | None:
+    try:
+        decoded = base64.b64decode(cursor, validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    prefix, _, ts = decoded.partition(":")
+    return ts if prefix == "next_ts" and ts else None
 
 
 class FakeSlack:
@@ -59,7 +95,7 @@ class FakeSlack:
         self._ack_events: dict[str, asyncio.Event] = {}
         self._failures: list[Failure] = []
         self._errors: dict[str, list[str]] = {}
-        self._ts = itertools.count(1)
+        self._last_ts = 0.0
         self._sockets: list[web.WebSocketResponse] = []
         self.connected = asyncio.Event()
         self.first_post_at: dict[tuple[str, str], float] = {}  # (channel, thread_ts) -> monotonic time
@@ -180,7 +216,13 @@ class FakeSlack:
         return web.json_response(result)
 
     def _new_ts(self) -> str:
-        return f"1800000000.{next(self._ts):06d}"
+        """Like Slack's: the post time in seconds with six decimals, unique and increasing within a workspace."""
+        self._last_ts = max(round(time.time(), 6), round(self._last_ts + 0.000001, 6))
+        return f"{self._last_ts:.6f}"
+
+    def seed(self, channel: str, ts: str, *, user: str = "U0CUSTOMER", text: str = "", thread_ts: str = "") -> None:
+        """A message a person wrote (the parent of a thread the bot answers in), so reads find it."""
+        self.messages.append(Posted(channel, ts, text, thread_ts, user=user))
 
     def _m_auth_test(self, _args: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -201,16 +243,99 @@ class FakeSlack:
             return {"ok": False, "error": "channel_not_found"}
         if not args.get("text") and not args.get("blocks"):
             return {"ok": False, "error": "no_text"}
+        metadata = args.get("metadata")
+        if isinstance(metadata, str):
+            try:
+                metadata = json.loads(metadata)
+            except ValueError:
+                return {"ok": False, "error": "invalid_metadata_format"}
+        if metadata is not None and not (
+            isinstance(metadata, dict)
+            and isinstance(metadata.get("event_type"), str)
+            and isinstance(metadata.get("event_payload"), dict)
+        ):
+            return {"ok": False, "error": "invalid_metadata_schema"}
         ts = self._new_ts()
         posted = Posted(
-            channel, ts, str(args.get("text", "")), str(args.get("thread_ts") or ""), args.get("blocks") or []
+            channel,
+            ts,
+            str(args.get("text", "")),
+            str(args.get("thread_ts") or ""),
+            args.get("blocks") or [],
+            metadata=metadata,
+            user=self.bot_user_id,
+            bot_id=self.bot_id,
         )
         self.messages.append(posted)
         key = (channel, posted.thread_ts)
         self.first_post_at.setdefault(key, time.monotonic())
         self._post_events.setdefault(key, asyncio.Event()).set()
-        message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "text": posted.text, "ts": ts}
-        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+        return {"ok": True, "channel": channel, "ts": ts, "message": posted.wire(with_metadata=True)}
+
+    def _m_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread, parent first then replies oldest first, `limit` per page (cursor: base64 "next_ts:<ts>");
+        metadata only with include_all_metadata. An unknown ts is thread_not_found, as on Slack."""
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        if not channel or not ts:
+            return {"ok": False, "error": "invalid_arguments"}
+        in_channel = [m for m in self.messages if m.channel == channel]
+        target = next((m for m in in_channel if m.ts == ts), None)
+        if target is None:
+            return {"ok": False, "error": "thread_not_found"}
+        root = target.thread_ts or target.ts
+        parent = next((m for m in in_channel if m.ts == root), None)
+        replies = sorted((m for m in in_channel if m.thread_ts == root and m.ts != root), key=lambda m: float(m.ts))
+        thread = ([parent] if parent is not None else []) + replies
+        page = self._page(thread, args, newest_first=False)
+        if "error" in page:
+            return page
+        messages = page.pop("messages")
+        wired = [m.wire(with_metadata=_flag(args.get("include_all_metadata"))) for m in messages]
+        for m, out in zip(messages, wired, strict=True):
+            if m is parent and replies:
+                out.update(
+                    thread_ts=root,
+                    reply_count=len(replies),
+                    reply_users=sorted({r.user for r in replies}),
+                    latest_reply=replies[-1].ts,
+                )
+            elif m is not parent and parent is not None:
+                out["parent_user_id"] = parent.user
+        return {"ok": True, "messages": wired, **page}
+
+    def _m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A channel's top-level messages, newest first, `limit` per page; metadata only with include_all_metadata."""
+        channel = str(args.get("channel") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        top = [m for m in self.messages if m.channel == channel and m.thread_ts in ("", m.ts)]
+        page = self._page(sorted(top, key=lambda m: float(m.ts), reverse=True), args, newest_first=True)
+        if "error" in page:
+            return page
+        wired = [m.wire(with_metadata=_flag(args.get("include_all_metadata"))) for m in page.pop("messages")]
+        return {"ok": True, "messages": wired, **page}
+
+    def _page(self, ordered: list[Posted], args: dict[str, Any], *, newest_first: bool) -> dict[str, Any]:
+        """`ordered` cut to oldest/latest (exclusive unless inclusive) and to one page of `limit` from `cursor`."""
+        inclusive = _flag(args.get("inclusive"))
+        oldest, latest = float(args.get("oldest") or 0), float(args.get("latest") or "inf")
+        ordered = [
+            m for m in ordered if (oldest <= float(m.ts) <= latest if inclusive else oldest < float(m.ts) < latest)
+        ]
+        if args.get("cursor"):
+            start = _cursor_ts(str(args["cursor"]))
+            if start is None:
+                return {"ok": False, "error": "invalid_cursor"}
+            ordered = [
+                m for m in ordered if (float(m.ts) <= float(start) if newest_first else float(m.ts) >= float(start))
+            ]
+        limit = max(1, min(int(args.get("limit") or 100), 1000))
+        messages, rest = ordered[:limit], ordered[limit:]
+        return {
+            "messages": messages,
+            "has_more": bool(rest),
+            "response_metadata": {"next_cursor": _cursor(rest[0].ts) if rest else ""},
+        }
 
     def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         self.updates.append(args)
