@@ -101,9 +101,6 @@ class EmailChannel:
             self._last_ok = time.monotonic()
             return accepted
 
-    async def send_report(self, to: list[str], subject: str, text: str, html: str, png: bytes | None) -> None:
-        await self.sender.send_report(to, subject, text, html, png)
-
     async def _run(self) -> None:
         retrying = AsyncRetrying(
             wait=wait_exponential_jitter(initial=1, max=60),

@@ -11,11 +11,9 @@ Message-ID there (`bot.ports.DeliveryCheck`), so a crash between "sent" and "mar
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formatdate, make_msgid
 
 import aiosmtplib
 import structlog
@@ -23,7 +21,6 @@ import structlog
 from bot import metrics
 from bot.errors import DeliveryError, PermanentDeliveryError
 from bot.messages import Reply
-from bot.offers import support_domain
 from bot.ports import DeliveryRefs
 from channels.email.config import EmailConfig
 from channels.email.render import build_reply, reply_address, reply_message_id
@@ -79,21 +76,6 @@ class EmailSender:
         except Exception as exc:
             metrics.ERRORS.labels("email_sent_folder").inc()
             log.warning("email.sent_folder_failed", message_id=str(msg["Message-ID"]), error=type(exc).__name__)
-
-    async def send_report(self, to: Sequence[str], subject: str, text: str, html: str, png: bytes | None) -> None:
-        """The weekly report: text and HTML, the chart attached as report.png."""
-        msg = EmailMessage()
-        msg["From"] = self._config.support_address
-        msg["To"] = ", ".join(to)
-        msg["Subject"] = subject
-        msg["Date"] = formatdate(usegmt=True)
-        msg["Message-ID"] = make_msgid("report", domain=support_domain(self._config.support_address))
-        msg["Auto-Submitted"] = "auto-generated"
-        msg.set_content(text)
-        msg.add_alternative(html, subtype="html")
-        if png is not None:
-            msg.add_attachment(png, maintype="image", subtype="png", filename="report.png")
-        await self.deliver(msg)
 
     async def deliver(self, msg: EmailMessage) -> None:
         s = self._config
