@@ -12,9 +12,9 @@ classified once, with what happened after it:
 **Resolved without a person** counts only answers with none of: an escalation within `FOLLOW_UP`, a 👎, a wrong
 or should-have-abstained verdict; its rate is over all inquiries (an abstention or a hand-off is not resolved).
 
-Time to a person runs from the hand-off (`escalated_at`) to the first sign of a person: the claim time when the
-store has one (a `claimed_at` column on conversations), else the agent's first message in the conversation
-(`first_human_response_at`), which is what the store records today. Breaches are hand-offs whose wait exceeded
+Time to a person runs from the hand-off (`escalated_at`) to the first sign of a person: an agent's claim of the
+case (`handoffs.claimed_at`, a Claim click) or the agent's first message in the conversation
+(`first_human_response_at`), whichever came first. Breaches are hand-offs whose wait exceeded
 the SLA, or that were still waiting at the end of the week and had already waited longer than it.
 """
 
@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from bot.messages import Outcome, Role
 from bot.store.db import Database
-from bot.store.tables import ConversationRow, FeedbackRow, ReviewVerdictRow, TicketRow, TurnRow
+from bot.store.tables import ConversationRow, FeedbackRow, HandoffRow, ReviewVerdictRow, TicketRow, TurnRow
 
 FOLLOW_UP = timedelta(hours=24)
 CHUNK = 500
@@ -46,9 +46,7 @@ HEADLINE_DEFINITION = (
     "conversation, without a 👎 and without a reviewer's 'wrong' or 'should have abstained' verdict, as a share "
     "of all inquiries (abstentions, hand-offs and errors count as not resolved)."
 )
-# The claim time, when the store has one (the escalation work may add it); else the agent's first message.
-_CLAIMED_AT: Any = ConversationRow.__table__.c.get("claimed_at")
-PERSON_SIGNAL = "claim" if _CLAIMED_AT is not None else "first agent message"
+PERSON_SIGNAL = "agent's claim or first message"
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,20 +303,33 @@ def nearest_rank(values: Sequence[float], pct: float) -> float | None:
 
 async def person_wait(db: Database, since: datetime, until: datetime, sla: timedelta) -> PersonWait:
     """Hand-offs in [since, until): median and p90 minutes to a person, and how many broke the SLA."""
-    columns: list[Any] = [ConversationRow.escalated_at, ConversationRow.first_human_response_at]
-    if _CLAIMED_AT is not None:
-        columns.append(_CLAIMED_AT)
     async with db.sessions() as session:
         rows = (
             await session.execute(
-                select(*columns).where(ConversationRow.escalated_at >= since, ConversationRow.escalated_at < until)
+                select(
+                    ConversationRow.channel,
+                    ConversationRow.key,
+                    ConversationRow.escalated_at,
+                    ConversationRow.first_human_response_at,
+                ).where(ConversationRow.escalated_at >= since, ConversationRow.escalated_at < until)
             )
         ).all()
+        claims: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+        for start in range(0, len(rows), CHUNK):
+            keys = [row.key for row in rows[start : start + CHUNK]]
+            for channel, key, claimed in await session.execute(
+                select(HandoffRow.channel, HandoffRow.conversation_key, HandoffRow.claimed_at).where(
+                    HandoffRow.conversation_key.in_(keys), HandoffRow.claimed_at.is_not(None)
+                )
+            ):
+                if claimed is not None:
+                    claims[(channel, key)].append(claimed)
     waits: list[float] = []
     waiting = breaches = 0
     for row in rows:
-        escalated: datetime = row[0]
-        seen = [at for at in row[1:] if at is not None and at >= escalated]
+        escalated: datetime = row.escalated_at
+        signs = [row.first_human_response_at, *claims[(row.channel, row.key)]]
+        seen = [at for at in signs if at is not None and at >= escalated]
         if seen:
             wait = min(seen) - escalated
             waits.append(wait.total_seconds() / 60)

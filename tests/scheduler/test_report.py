@@ -24,12 +24,15 @@ from app.settings import Settings
 from bot.delivery import OutboxDispatcher
 from bot.messages import Channel
 from bot.reports import REPORT_KIND
+from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.store.outbox import Outbox
 from channels.slack.report import SlackReportPublisher, SlackReportSender
+from escalation.backlog import HandoffLog
 from scheduler.config import ReportConfig
 from scheduler.mail import ReportMailSender
 from scheduler.publish import build_report, deliver_report, report_key
+from scheduler.quality import person_wait
 from scheduler.render import CHART_CID
 from scheduler.report import parse_week
 from tests.conftest import ManualClock
@@ -380,3 +383,27 @@ async def test_a_slack_upload_that_fails_is_retried_without_posting_the_report_t
         assert len(fake.messages) == 1 and list(fake.uploads.values()) == [rendered.png]
     finally:
         await fake.stop()
+
+
+async def test_time_to_a_person_counts_a_claim_or_the_first_agent_message_whichever_came_first(
+    sqlite_db: Database, clock: ManualClock
+) -> None:
+    """A Claim click (the hand-off log's claimed_at) ends the wait as an agent's first message does."""
+    start = clock.now()
+    conversations = ConversationStore(sqlite_db, clock, Outbox(sqlite_db, clock))
+    handoffs = HandoffLog(sqlite_db, clock)
+    for key, claim_after, message_after in [("a", 30, None), ("b", 30, 10), ("c", None, 90), ("d", None, None)]:
+        clock.current = start
+        await conversations.mark_escalated(Channel.SLACK, key)
+        await handoffs.requested(Channel.SLACK, key, 1, True)
+        if claim_after is not None:
+            clock.current = start + timedelta(minutes=claim_after)
+            await handoffs.claimed(Channel.SLACK, key, "UAGENT")
+        if message_after is not None:
+            clock.current = start + timedelta(minutes=message_after)
+            await conversations.record_human_message(Channel.SLACK, key, "UAGENT", "on it", f"m-{key}")
+    wait = await person_wait(sqlite_db, start, start + timedelta(days=1), timedelta(minutes=60))
+    # waits: a 30 (claim), b 10 (message before the claim), c 90 (message only, past the 60 min SLA); d still waiting
+    assert (wait.handoffs, wait.waiting) == (4, 1)
+    assert (wait.median_min, wait.p90_min) == (30, 90)
+    assert wait.sla_breaches == 2  # c waited 90 min; d has waited a day
