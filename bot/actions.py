@@ -88,7 +88,7 @@ class ActionService:
             said = await self._decide(msg, action)
         except UserFacingError as exc:
             log_.info("action.refused", reason=type(exc).__name__)
-            said = [_Say(exc.message, Outcome.REJECTED, private=True)]
+            said = [_Say(exc.message, Outcome.REJECTED, private=True, mentions=exc.mentions)]
         except Exception:
             reference = secrets.token_hex(4)
             metrics.ERRORS.labels("actions").inc()

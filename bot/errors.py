@@ -22,9 +22,10 @@ class NotReadyError(SupportbotError):
 class UserFacingError(SupportbotError):
     """An error whose message is written for the person who asked; channels show it as is."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, mentions: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
+        self.mentions = mentions  # user ids the message names, by the channel's own ids (see `Reply.mentions`)
 
 
 class InputRejected(UserFacingError):

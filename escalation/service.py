@@ -158,7 +158,7 @@ class EscalationService:
         if state is not None and state.state == HUMAN and state.assignee:
             if state.assignee.casefold() == agent.casefold():
                 return
-            raise InvalidTransition(for_agents.ALREADY_CLAIMED.format(assignee=state.assignee))
+            raise InvalidTransition(for_agents.ALREADY_CLAIMED.format(assignee=state.assignee), (state.assignee,))
         await self._conversations.set_state(channel, conversation_key, HUMAN, assignee=agent)
         await self._tickets.claim(channel, conversation_key, agent)
         await self._handoffs.claimed(channel, conversation_key, agent)

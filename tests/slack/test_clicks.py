@@ -146,6 +146,17 @@ async def test_claim_and_resolve_name_the_agent_as_a_mention(harness: SlackHarne
         assert with_mentions(f"{not_an_id} claimed", [not_an_id]) == f"{not_an_id} claimed"
 
 
+async def test_a_second_agents_claim_names_the_first_as_a_mention(
+    tmp_path: Path, fake_slack: FakeSlack, clock: ManualClock
+) -> None:
+    settings = slack_settings(tmp_path, fake_slack, slack_agent_users="U0AGENT01,U0AGENT02")
+    async with open_harness(settings, fake_slack, clock) as harness:
+        await ask(harness)
+        await press(harness, click("claim", f"slack|{KEY}", user="U0AGENT01", channel="C0ESCALATE", message_ts="1.1"))
+        await press(harness, click("claim", f"slack|{KEY}", user="U0AGENT02", channel="C0ESCALATE", message_ts="1.1"))
+        assert ephemeral_texts(fake_slack)[-1] == ("U0AGENT02", "This case is already claimed by <@U0AGENT01>.")
+
+
 async def test_claim_and_resolve_only_count_in_the_agents_channel(harness: SlackHarness) -> None:
     await ask(harness)
     await press(harness, click("claim", f"slack|{KEY}", user="U0AGENT01", channel="C0GENERAL1"))
