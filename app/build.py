@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 from types import TracebackType
 from typing import Any
 
+from app.process import offline_environment
 from app.settings import Settings, secret
 from app.wiring import Wiring
 from bot.actions import ActionPolicy, ActionService, InboundRouter
@@ -23,7 +23,6 @@ from bot.conversation import ConversationService, Policy
 from bot.delivery import OutboxDispatcher
 from bot.inquiries import InquiryPipeline
 from bot.intent import RuleClassifier
-from bot.logging import configure_logging
 from bot.messages import Channel
 from bot.ports import (
     Clock,
@@ -57,37 +56,6 @@ from escalation.intent import EmbeddingIntentClassifier
 from knowledge import KnowledgeService, build_knowledge
 from knowledge.config import KnowledgeConfig
 from scheduler.mail import ReportMailSender
-
-
-def offline_environment() -> None:
-    """No library may reach a model hub at run time: the default model ships inside a package."""
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ.setdefault(name, "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "false")
-
-
-def setup_logging(settings: Settings) -> None:
-    values = [
-        secret(s)
-        for s in (
-            settings.anthropic_api_key,
-            settings.slack_bot_token,
-            settings.slack_app_token,
-            settings.slack_signing_secret,
-            settings.imap_password,
-            settings.smtp_password,
-            settings.qdrant_api_key,
-            settings.ticket_webhook_secret,
-            settings.zendesk_api_token,
-            settings.jira_api_token,
-        )
-    ]
-    configure_logging(
-        settings.log_level,
-        settings.log_format,
-        [*values, *settings.api_keys, *settings.admin_keys, *settings.reviewer_keys],
-    )
 
 
 def open_database(settings: Settings) -> Database:

@@ -1,6 +1,10 @@
 """`supportbot` command line: serve, ingest, ask, eval, doctor, db, report, gaps, tickets, replay.
 
 Configuration errors end the command with one line saying what to fix (exit code 2), never a traceback.
+
+Each command imports the part of the service it runs when it runs (`# lazy:` below): the service graph (LlamaIndex,
+Qdrant, ONNX, the Slack and Anthropic SDKs) takes about ten seconds to import, and `--help`, a bad setting or
+`supportbot forget` should not wait for it.
 """
 
 from __future__ import annotations
@@ -18,31 +22,12 @@ from typing import Any
 
 import aiohttp
 
-from app.build import build_for_command, knowledge_config, offline_environment, setup_logging
-from app.commands import (
-    export_verdicts_command,
-    forget_command,
-    gaps_command,
-    job_command,
-    replay_command,
-    report_command,
-    tickets_command,
-)
-from app.doctor import run_doctor
-from app.serve import local_key_path, serve
+from app.process import local_key_path, offline_environment, setup_logging
 from app.settings import Settings, load_settings
 from bot.errors import ConfigError, SupportbotError
 from bot.messages import Channel, InboundMessage, Reply
 from bot.store.codec import reply_from_json, reply_to_json
 from bot.store.db import safe_url
-from knowledge.eval import (
-    fit_fusion,
-    format_answer_report,
-    format_eval_table,
-    format_fusion_fit,
-    run_answers_eval,
-    run_retrieval_eval,
-)
 from scheduler.jobs import JOB_NAMES
 
 
@@ -117,11 +102,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(_args: argparse.Namespace, settings: Settings) -> int:
+    # lazy: the service graph loads only for the command that runs it (see the module docstring)
+    from app.serve import serve
     await serve(settings)
     return 0
 
 
 async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    # lazy: the service graph loads only for the command that runs it (see the module docstring)
+    from app.build import build_for_command
     paths = [Path(p).expanduser().resolve() for p in args.paths]  # noqa: ASYNC240  (a one-shot command, no loop to block)
     missing = [p for p in paths if not p.exists()]
     running = await _call_running_service(settings, "/api/admin/ingest", {"paths": [str(p) for p in paths]})
@@ -149,6 +138,8 @@ def _no_index(settings: Settings) -> UsageError:
 
 
 async def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    # lazy: the service graph loads only for the command that runs it (see the module docstring)
+    from app.build import build_for_command
     running = await _ask_running_service(settings, args.question)
     if running is not None:
         return _print_replies([reply_from_json(running)], args.json)
@@ -228,6 +219,17 @@ async def _ask_running_service(settings: Settings, question: str) -> dict[str, A
 
 
 async def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    # lazy: the service graph loads only for the command that runs it (see the module docstring)
+    from app.build import knowledge_config
+    from app.commands import export_verdicts_command
+    from knowledge.eval import (
+        fit_fusion,
+        format_answer_report,
+        format_eval_table,
+        format_fusion_fit,
+        run_answers_eval,
+        run_retrieval_eval,
+    )
     if args.eval_kind == "export-verdicts":
         return await export_verdicts_command(settings, args.out)
     if not (args.folder / "corpus.jsonl").is_file():
@@ -250,10 +252,14 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _doctor(_args: argparse.Namespace, settings: Settings) -> int:
+    # lazy: the service graph loads only for the command that runs it (see the module docstring)
+    from app.doctor import run_doctor
     return await run_doctor(settings)
 
 
 async def _db(_args: argparse.Namespace, settings: Settings) -> int:
+    # lazy: the service graph loads only for the command that runs it (see the module docstring)
+    from app.build import build_for_command
     async with build_for_command(settings):
         pass  # entering migrates
     print(f"database at {safe_url(settings.resolved_database_url)} is up to date")
@@ -261,26 +267,38 @@ async def _db(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    # lazy: the service graph loads only for the command that runs it (see the module docstring)
+    from app.commands import replay_command
     return await replay_command(settings, ids=args.id, everything=args.all)
 
 
 async def _report(args: argparse.Namespace, settings: Settings) -> int:
+    # lazy: the service graph loads only for the command that runs it (see the module docstring)
+    from app.commands import report_command
     return await report_command(settings, week=args.week, dry_run=args.dry_run, out=args.out)
 
 
 async def _gaps(_args: argparse.Namespace, settings: Settings) -> int:
+    # lazy: the service graph loads only for the command that runs it (see the module docstring)
+    from app.commands import gaps_command
     return await gaps_command(settings)
 
 
 async def _tickets(args: argparse.Namespace, settings: Settings) -> int:
+    # lazy: the service graph loads only for the command that runs it (see the module docstring)
+    from app.commands import tickets_command
     return await tickets_command(settings, limit=args.limit)
 
 
 async def _forget(args: argparse.Namespace, settings: Settings) -> int:
+    # lazy: the service graph loads only for the command that runs it (see the module docstring)
+    from app.commands import forget_command
     return await forget_command(settings, args.who)
 
 
 async def _job(args: argparse.Namespace, settings: Settings) -> int:
+    # lazy: the service graph loads only for the command that runs it (see the module docstring)
+    from app.commands import job_command
     return await job_command(settings, args.name)
 
 

@@ -24,6 +24,7 @@ from app.build import build_channels, build_service
 from app.http import Readiness, build_http_app, build_metrics_app
 from app.jobs import app_jobs, scheduler_config
 from app.listener import KEEPALIVE_SECONDS, ConnectionGuard, GuardedSite, ListenerLimits
+from app.process import local_key_path
 from app.settings import Settings
 from app.wiring import Wiring
 from bot import metrics
@@ -168,10 +169,6 @@ class SupportApp:
             await services.index.close()
         await services.db.dispose()
         log.info("service.stopped")
-
-
-def local_key_path(data_dir: Path) -> Path:
-    return data_dir / "local-api.key"
 
 
 def write_local_key(data_dir: Path) -> str:

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.build import setup_logging
+from app.process import setup_logging
 from app.serve import SupportApp, serve
 from app.settings import load_settings
 
