@@ -14,6 +14,8 @@ from tests.dbs import fresh_database_url
 from tests.doubles import ScriptedKnowledge
 from tests.testbot import TestBot, running_bot
 
+pytest_plugins = ["tests.email.servers"]  # Dovecot and SMTP fixtures, shared by the email and escalation tests
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

@@ -4,7 +4,7 @@ and `Wiring` from the composition root on SQLite with a scripted knowledge engin
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -48,15 +48,6 @@ class SmtpServer:
     controller: Controller
 
 
-@pytest.fixture
-def dovecot() -> Iterator[DovecotServer]:
-    server = DovecotServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def start_smtp(tls_context: Any = None) -> SmtpServer:
     handler = RecordingHandler()
     port = _free_port()
@@ -64,15 +55,6 @@ def start_smtp(tls_context: Any = None) -> SmtpServer:
     controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     return SmtpServer(handler, port, controller)
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = start_smtp()
-    try:
-        yield server
-    finally:
-        server.controller.stop()
 
 
 def email_settings(dovecot: DovecotServer, smtp_port: int, data_dir: Path, **overrides: Any) -> Settings:

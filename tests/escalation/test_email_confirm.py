@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from escalation.intent import EmbeddingIntentClassifier
 from tests.conftest import ManualClock
 from tests.doubles import ScriptedKnowledge
 from tests.email.conftest import SUPPORT as SUPPORT_EMAIL
-from tests.email.conftest import SmtpServer, customer_email, email_settings, start_smtp
+from tests.email.conftest import SmtpServer, customer_email, email_settings
 from tests.email.dovecot import DovecotServer
 from tests.escalation.conftest import ServiceFactory, email_msg, slack_msg
 
@@ -166,29 +166,10 @@ def test_one_offer_id_is_written_and_matched_for_every_form_of_the_support_addre
 
 
 @pytest.fixture
-def imap_server() -> Iterator[DovecotServer]:
-    server = DovecotServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    server = start_smtp()
-    try:
-        yield server
-    finally:
-        server.controller.stop()
-
-
-@pytest.fixture
 async def mail_service(
-    imap_server: DovecotServer, smtp_server: SmtpServer, tmp_path: Path, intent_classifier: EmbeddingIntentClassifier
+    dovecot: DovecotServer, smtp: SmtpServer, tmp_path: Path, intent_classifier: EmbeddingIntentClassifier
 ) -> AsyncIterator[Wiring]:
     """Email on, escalation on, no agents' channel: only a ticket can follow a request for a person."""
-    dovecot, smtp = imap_server, smtp_server
     knowledge = ScriptedKnowledge({"refund": ("Refunds go back to the card you paid with within 5 days [1].", 0.9)})
     built = await build_service(
         email_settings(dovecot, smtp.port, tmp_path), knowledge=knowledge, intent=intent_classifier
@@ -209,9 +190,8 @@ async def _settle(services: Wiring, channel: EmailChannel) -> None:
 
 @pytest.mark.slow  # real Dovecot and SMTP servers, the embedding model
 async def test_by_email_a_request_for_a_person_in_own_words_ends_in_one_ticket(
-    mail_service: Wiring, imap_server: DovecotServer, smtp_server: SmtpServer
+    mail_service: Wiring, dovecot: DovecotServer, smtp: SmtpServer
 ) -> None:
-    dovecot, smtp = imap_server, smtp_server
     channel = build_email(mail_service)
     mail_service.dispatcher.register(Channel.EMAIL, channel.sender)
     ann = "ann@example.org"
