@@ -102,15 +102,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(_args: argparse.Namespace, settings: Settings) -> int:
-    # lazy: the service graph loads only for the command that runs it (see the module docstring)
-    from app.serve import serve
+    from app.serve import serve  # lazy: loaded by the command that needs it
     await serve(settings)
     return 0
 
 
 async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
-    # lazy: the service graph loads only for the command that runs it (see the module docstring)
-    from app.build import build_for_command
+    from app.build import build_for_command  # lazy: loaded by the command that needs it
     paths = [Path(p).expanduser().resolve() for p in args.paths]  # noqa: ASYNC240  (a one-shot command, no loop to block)
     missing = [p for p in paths if not p.exists()]
     running = await _call_running_service(settings, "/api/admin/ingest", {"paths": [str(p) for p in paths]})
@@ -138,8 +136,7 @@ def _no_index(settings: Settings) -> UsageError:
 
 
 async def _ask(args: argparse.Namespace, settings: Settings) -> int:
-    # lazy: the service graph loads only for the command that runs it (see the module docstring)
-    from app.build import build_for_command
+    from app.build import build_for_command  # lazy: loaded by the command that needs it
     running = await _ask_running_service(settings, args.question)
     if running is not None:
         return _print_replies([reply_from_json(running)], args.json)
@@ -219,10 +216,9 @@ async def _ask_running_service(settings: Settings, question: str) -> dict[str, A
 
 
 async def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    # lazy: the service graph loads only for the command that runs it (see the module docstring)
-    from app.build import knowledge_config
-    from app.commands import export_verdicts_command
-    from knowledge.eval import (
+    from app.build import knowledge_config  # lazy: loaded by the command that needs it
+    from app.commands import export_verdicts_command  # lazy: loaded by the command that needs it
+    from knowledge.eval import (  # lazy: loaded by the command that needs it
         fit_fusion,
         format_answer_report,
         format_eval_table,
@@ -252,14 +248,12 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _doctor(_args: argparse.Namespace, settings: Settings) -> int:
-    # lazy: the service graph loads only for the command that runs it (see the module docstring)
-    from app.doctor import run_doctor
+    from app.doctor import run_doctor  # lazy: loaded by the command that needs it
     return await run_doctor(settings)
 
 
 async def _db(_args: argparse.Namespace, settings: Settings) -> int:
-    # lazy: the service graph loads only for the command that runs it (see the module docstring)
-    from app.build import build_for_command
+    from app.build import build_for_command  # lazy: loaded by the command that needs it
     async with build_for_command(settings):
         pass  # entering migrates
     print(f"database at {safe_url(settings.resolved_database_url)} is up to date")
@@ -267,38 +261,32 @@ async def _db(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    # lazy: the service graph loads only for the command that runs it (see the module docstring)
-    from app.commands import replay_command
+    from app.commands import replay_command  # lazy: loaded by the command that needs it
     return await replay_command(settings, ids=args.id, everything=args.all)
 
 
 async def _report(args: argparse.Namespace, settings: Settings) -> int:
-    # lazy: the service graph loads only for the command that runs it (see the module docstring)
-    from app.commands import report_command
+    from app.commands import report_command  # lazy: loaded by the command that needs it
     return await report_command(settings, week=args.week, dry_run=args.dry_run, out=args.out)
 
 
 async def _gaps(_args: argparse.Namespace, settings: Settings) -> int:
-    # lazy: the service graph loads only for the command that runs it (see the module docstring)
-    from app.commands import gaps_command
+    from app.commands import gaps_command  # lazy: loaded by the command that needs it
     return await gaps_command(settings)
 
 
 async def _tickets(args: argparse.Namespace, settings: Settings) -> int:
-    # lazy: the service graph loads only for the command that runs it (see the module docstring)
-    from app.commands import tickets_command
+    from app.commands import tickets_command  # lazy: loaded by the command that needs it
     return await tickets_command(settings, limit=args.limit)
 
 
 async def _forget(args: argparse.Namespace, settings: Settings) -> int:
-    # lazy: the service graph loads only for the command that runs it (see the module docstring)
-    from app.commands import forget_command
+    from app.commands import forget_command  # lazy: loaded by the command that needs it
     return await forget_command(settings, args.who)
 
 
 async def _job(args: argparse.Namespace, settings: Settings) -> int:
-    # lazy: the service graph loads only for the command that runs it (see the module docstring)
-    from app.commands import job_command
+    from app.commands import job_command  # lazy: loaded by the command that needs it
     return await job_command(settings, args.name)
 
 

@@ -23,6 +23,7 @@ def rss_mb() -> float:
 
 
 def main(size: int, folder: Path) -> dict[str, float]:
+    # lazy: every import below is measured: the first figure is RSS after them, in this fresh process
     import numpy as np
     import qdrant_edge as qe
     from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
