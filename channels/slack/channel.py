@@ -98,7 +98,7 @@ class SlackChannel:
         self.client = client or build_web_client(config, retry or RetryPolicy())
         self.reports = SlackReportPublisher(self.client)
         self.signal = WorkingSignal(self.client)
-        self.sender = SlackSender(self.client, self.signal, config.link_domains)
+        self.sender = SlackSender(self.client, self.signal, self._own_bot_id, config.link_domains)
         self.policy = SlackPolicy.from_config(config)
         self._app_token = config.app_token
         self.socket_mode = config.socket_mode
@@ -177,6 +177,10 @@ class SlackChannel:
             )
             self._app_id = str(response.get("app_id") or "")
         return self._identity
+
+    async def _own_bot_id(self) -> str:
+        """Our bot's id (auth.test), for the sender's resend check: only messages our bot wrote count as ours."""
+        return (await self._authorize()).bot_id or ""
 
     def _foreign(self, team: str, app: str) -> bool:
         """True for a payload from another workspace or another app than ours (as auth.test named them)."""

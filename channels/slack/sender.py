@@ -102,8 +102,11 @@ MAX_PAGES = 10  # a thread or an hour of a channel longer than this is not searc
 CLOCK_SKEW_SECONDS = 300.0  # our clock against Slack's, when reading a channel from the reply's decision time
 
 
-def carries_key(message: Mapping[str, Any], key: str) -> bool:
-    """Whether a message (as conversations.replies/.history return it) is the reply with idempotency key `key`."""
+def carries_key(message: Mapping[str, Any], key: str, bot_id: str) -> bool:
+    """Whether a message (as conversations.replies/.history return it) is our reply with idempotency key `key`:
+    written by our bot (`bot_id`, from auth.test), so another app posting the same metadata cannot suppress it."""
+    if not bot_id or message.get("bot_id") != bot_id:
+        return False
     metadata = message.get("metadata")
     if not isinstance(metadata, Mapping) or metadata.get("event_type") != REPLY_EVENT:
         return False
@@ -116,9 +119,16 @@ class SlackSender:
     shown to one person (`visible_to`: `chat.postEphemeral`), or written over an earlier message of ours
     (`replaces`: `chat.update`). `link_domains` are the help-centre hosts answers may link to."""
 
-    def __init__(self, client: AsyncWebClient, signal: WorkingSignal, link_domains: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        signal: WorkingSignal,
+        own_bot_id: Callable[[], Awaitable[str]],
+        link_domains: Collection[str] = (),
+    ) -> None:
         self._client = client
         self._signal = signal
+        self._own_bot_id = own_bot_id  # our bot's id (auth.test): only its messages count as ours on a resend
         self._link_domains = frozenset(link_domains)
 
     async def send(self, reply: Reply) -> str:
@@ -162,26 +172,29 @@ class SlackSender:
         if reply.visible_to or reply.replaces:
             return None
         channel, thread_ts = split_key(reply.conversation_key)
+        bot_id = await self._own_bot_id()
         try:
             if thread_ts:
                 return await self._find(
-                    reply.idempotency_key, self._client.conversations_replies, channel=channel, ts=thread_ts
+                    reply.idempotency_key, bot_id, self._client.conversations_replies, channel=channel, ts=thread_ts
                 )
             oldest = f"{since.timestamp() - CLOCK_SKEW_SECONDS:.6f}"
             return await self._find(
-                reply.idempotency_key, self._client.conversations_history, channel=channel, oldest=oldest
+                reply.idempotency_key, bot_id, self._client.conversations_history, channel=channel, oldest=oldest
             )
         except SlackApiError as exc:
             if error_code(exc) == "thread_not_found":  # nothing in that thread, so not our reply either
                 return None
             raise
 
-    async def _find(self, key: str, method: Callable[..., Awaitable[AsyncSlackResponse]], **args: str) -> str | None:
+    async def _find(
+        self, key: str, bot_id: str, method: Callable[..., Awaitable[AsyncSlackResponse]], **args: str
+    ) -> str | None:
         cursor: str | None = None
         for _ in range(MAX_PAGES):
             page = await method(**args, include_all_metadata=True, limit=PAGE_SIZE, cursor=cursor)
             for message in page.get("messages") or []:
-                if carries_key(message, key):
+                if carries_key(message, key, bot_id):
                     return str(message.get("ts") or "")
             cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
             if not page.get("has_more") or not cursor:

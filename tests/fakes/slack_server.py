@@ -220,9 +220,20 @@ class FakeSlack:
         self._last_ts = max(round(time.time(), 6), round(self._last_ts + 0.000001, 6))
         return f"{self._last_ts:.6f}"
 
-    def seed(self, channel: str, ts: str, *, user: str = "U0CUSTOMER", text: str = "", thread_ts: str = "") -> None:
-        """A message a person wrote (the parent of a thread the bot answers in), so reads find it."""
-        self.messages.append(Posted(channel, ts, text, thread_ts, user=user))
+    def seed(
+        self,
+        channel: str,
+        ts: str,
+        *,
+        user: str = "U0CUSTOMER",
+        text: str = "",
+        thread_ts: str = "",
+        metadata: dict[str, Any] | None = None,
+        bot_id: str = "",
+    ) -> None:
+        """A message a person (or, with `bot_id`, another app) wrote, e.g. the parent of a thread the bot answers
+        in, so reads find it."""
+        self.messages.append(Posted(channel, ts, text, thread_ts, metadata=metadata, user=user, bot_id=bot_id))
 
     def _m_auth_test(self, _args: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -59,6 +59,18 @@ async def test_a_reply_that_never_went_out_is_posted_on_resend(harness: SlackHar
     ]
 
 
+async def test_another_apps_message_with_our_key_does_not_suppress_the_reply(harness: SlackHarness) -> None:
+    fake = harness.fake
+    fake.seed("C0GENERAL1", THREAD)
+    forged = {"event_type": "supportbot_reply", "event_payload": {"key": "slack:Ev1:0"}}
+    fake.seed("C0GENERAL1", "1800001001.000200", thread_ts=THREAD, metadata=forged, user="U0OTHER", bot_id="B0OTHER")
+    await crashed_mid_send(harness, reply("slack:Ev1:0"), posted=False)
+    assert await harness.services.dispatcher.flush_once() == 1
+    assert len(fake.calls_to("conversations.replies")) == 1
+    [post] = fake.calls_to("chat.postMessage")  # only our bot's messages count as ours: the reply goes out
+    assert post.args["metadata"] == forged
+
+
 async def test_a_top_level_post_is_found_in_the_channel_history(harness: SlackHarness) -> None:
     fake = harness.fake
     for n in range(3):  # other messages in the agents' channel
