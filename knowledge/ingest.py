@@ -20,6 +20,7 @@ skipped; a file that no longer exists disappears from the index. One document ne
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 import uuid
@@ -35,8 +36,9 @@ from llama_index.core.schema import BaseNode, Document, MetadataMode
 from llama_index.core.vector_stores.types import BasePydanticVectorStore
 
 from bot.ports import DocumentState, DocumentStates, Embedder
-from knowledge.chunking import node_parsers
+from knowledge.chunking import CHUNK_OVERLAP, CHUNK_TOKENS, node_parsers
 from knowledge.readers import SUPPORTED, Origin, SkipFile, read_file
+from knowledge.sparse import FORMAT as SPARSE_FORMAT
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +61,17 @@ class CountingStore(Protocol):
     def reload(self) -> None:
         """Make the index's statistics (BM25's IDF) forget deleted and overwritten points."""
         ...
+
+
+# How a document's chunks are computed (chunk size and overlap, BM25 term weights). It is recorded with each
+# document's content hash, so a release that changes any of it re-indexes every document on the next sync instead
+# of leaving old chunks scored the old way.
+INDEX_FORMAT = f"chunks({CHUNK_TOKENS},{CHUNK_OVERLAP});{SPARSE_FORMAT}"
+
+
+def indexed_hash(content_hash: str) -> str:
+    """What the ingestion state records for a document indexed now: a digest of its content hash and the format."""
+    return hashlib.sha256(f"{content_hash}|{INDEX_FORMAT}".encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +232,7 @@ class Ingestor:
         self, doc: Document, state: DocumentState | None, tally: _Tally, skipped: list[Skipped]
     ) -> None:
         """Bring one document's chunks in the index up to date (claim, write new, delete old, record)."""
-        same_hash = state is not None and state.status == "indexed" and state.content_hash == doc.hash
+        same_hash = state is not None and state.status == "indexed" and state.content_hash == indexed_hash(doc.hash)
         if same_hash and state is not None and await asyncio.to_thread(self._counting.count, doc.id_) == state.chunks:
             tally.unchanged += 1
             return
@@ -238,7 +251,7 @@ class Ingestor:
         except BaseException:
             await self._release_quietly(doc.id_)
             raise
-        await self._states.finish(doc.id_, self._holder, doc.hash, len(nodes))
+        await self._states.finish(doc.id_, self._holder, indexed_hash(doc.hash), len(nodes))
         tally.chunks_added += len(nodes)
         tally.chunks_deleted += deleted
         if same_hash:

@@ -96,6 +96,22 @@ async def test_unchanged_pages_whose_chunks_are_missing_from_the_index_are_index
     assert sorted(texts_by_doc(store, kb)) == ["page-00.md", "page-01.md", "page-02.md"]
 
 
+async def test_a_new_index_format_indexes_every_page_again(
+    sqlite_db: Database, store: EdgeVectorStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kb = tmp_path / "kb"
+    write_pages(kb, "v1", 3)
+    await ingestor(store, CountingEmbedder(), sqlite_db).run([kb])
+    assert (await ingestor(store, CountingEmbedder(), sqlite_db).run([kb])).docs_unchanged == 3
+    monkeypatch.setattr("knowledge.ingest.INDEX_FORMAT", "chunks(200,24);bm25(k1=1.2,b=0.75,avg=96.0)")
+    embedder = CountingEmbedder()  # a release that scores chunks differently: old chunks must not stay as they were
+    report = await ingestor(store, embedder, sqlite_db).run([kb])
+    assert report.docs_updated == 3 and embedder.calls == 3
+    assert {page: len(chunks) for page, chunks in texts_by_doc(store, kb).items()} == dict.fromkeys(
+        ["page-00.md", "page-01.md", "page-02.md"], 1
+    )
+
+
 async def test_a_failing_state_write_leaves_the_previous_state_usable(
     sqlite_db: Database, store: EdgeVectorStore, tmp_path: Path
 ) -> None:
