@@ -168,6 +168,11 @@ class TurnView:
     thumbs_up: int = 0
     thumbs_down: int = 0
     verdict: ReviewVerdictRow | None = None
+    passages: tuple[Citation, ...] = ()  # retrieved but not cited
+
+
+def _citations(stored: list[Any]) -> tuple[Citation, ...]:
+    return tuple(citation_from_json(c) for c in stored if isinstance(c, dict) and "index" in c)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,10 +216,11 @@ async def conversation(db: Database, conversation_id: int, limit: int = 500) -> 
     views = [
         TurnView(
             t,
-            tuple(citation_from_json(c) for c in t.citations if isinstance(c, dict) and "index" in c),
+            _citations(t.citations),
             votes.get(t.message_id, []).count(1),
             votes.get(t.message_id, []).count(-1),
             verdicts.get(t.id),
+            _citations(t.passages or []),
         )
         for t in turns
     ]

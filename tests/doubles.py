@@ -7,6 +7,9 @@ from collections.abc import Mapping, Sequence
 from bot.messages import Answer, Citation, Turn, Usage
 
 
+UNCITED = Citation(0, "Restore", "kb/restore.md", snippet="Restores take a day.", score=0.41)
+
+
 class ScriptedKnowledge:
     """A KnowledgeEngine that answers from a dict of keyword -> (text, confidence); abstains otherwise.
 
@@ -37,6 +40,7 @@ class ScriptedKnowledge:
                     "scripted",
                     Usage("m", 10, 5, 0.001),
                     {"retrieve": 1.0, "generate": 2.0},
+                    passages=(UNCITED,),
                 )
         return Answer("", (), 0.1, False, True, "scripted")
 

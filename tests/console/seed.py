@@ -61,6 +61,7 @@ async def conversation(
                     "score": 0.8,
                 }
             ],
+            passages=[{"index": 0, "title": "Restore", "source": "kb/restore.md", "snippet": "Restores take a day.", "score": 0.41}],
             created_at=at + timedelta(seconds=1),
         )
         session.add(bot)
