@@ -95,6 +95,7 @@ def console_config(settings: Settings) -> ConsoleConfig:
         reviewer_keys=tuple(settings.reviewer_keys),
         abstain_threshold=settings.abstain_threshold,
         low_confidence_threshold=settings.low_confidence_threshold,
+        handoff_sla_minutes=settings.handoff_sla_minutes,
     )
 
 

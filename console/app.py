@@ -48,6 +48,7 @@ class ConsoleConfig:
     session_hours: float = 12.0
     failed_logins_per_minute: int = 10
     page_size: int = 50
+    handoff_sla_minutes: int = 240
 
     @property
     def enabled(self) -> bool:

@@ -41,7 +41,18 @@ def page_routes(console: Console) -> Sequence[web.RouteDef]:
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         week = today - timedelta(days=today.weekday())
         periods = [("Today", await queries.overview(db, today)), ("This week", await queries.overview(db, week))]
-        return console.render(request, "overview.html", periods=periods, now=now)
+        sla = timedelta(minutes=console.config.handoff_sla_minutes)
+        late_count, late = await queries.late_handoffs(db, now, sla)
+        return console.render(
+            request,
+            "overview.html",
+            periods=periods,
+            now=now,
+            late_count=late_count,
+            late=late,
+            sla_minutes=console.config.handoff_sla_minutes,
+            age=lambda t: _age(now, t),
+        )
 
     async def conversations(request: web.Request) -> web.Response:
         q = request.query

@@ -18,6 +18,7 @@ from bot.store.tables import (
     ConversationRow,
     FeedbackRow,
     GapRow,
+    HandoffRow,
     InboundRow,
     JobRunRow,
     OutboxRow,
@@ -383,3 +384,36 @@ async def dead_letters(db: Database, before: int | None, size: int) -> Page:
     async with db.sessions() as session:
         rows = list((await session.execute(query)).scalars())
     return _page(rows, size, lambda r: r.id)
+
+
+@dataclass(frozen=True, slots=True)
+class LateHandoff:
+    """A hand-off nobody claimed or resolved within HANDOFF_SLA_MINUTES."""
+
+    channel: str
+    conversation_key: str
+    conversation_id: int | None
+    requested_at: datetime
+
+
+async def late_handoffs(db: Database, now: datetime, sla: timedelta, limit: int = 10) -> tuple[int, list[LateHandoff]]:
+    """How many hand-offs are unclaimed and unresolved past the SLA, and the oldest `limit` of them."""
+    late = and_(HandoffRow.claimed_at.is_(None), HandoffRow.resolved_at.is_(None), HandoffRow.requested_at < now - sla)
+    async with db.sessions() as session:
+        count = (await session.execute(select(func.count()).select_from(HandoffRow).where(late))).scalar_one()
+        rows = (
+            await session.execute(
+                select(HandoffRow.channel, HandoffRow.conversation_key, ConversationRow.id, HandoffRow.requested_at)
+                .outerjoin(
+                    ConversationRow,
+                    and_(
+                        ConversationRow.channel == HandoffRow.channel,
+                        ConversationRow.key == HandoffRow.conversation_key,
+                    ),
+                )
+                .where(late)
+                .order_by(HandoffRow.requested_at, HandoffRow.id)
+                .limit(limit)
+            )
+        ).tuples()
+        return int(count), [LateHandoff(*r) for r in rows]

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 
 from bot.messages import Answer, Citation, Turn, Usage
 
-
 UNCITED = Citation(0, "Restore", "kb/restore.md", snippet="Restores take a day.", score=0.41)
 
 

@@ -191,3 +191,19 @@ async def test_dead_letters_are_replayed_and_leave_the_list(rig: ConsoleRig, eve
     record = await rig.ledger.get(first)
     assert record is not None and record.status == "received"  # the service's recover loop answers it
     assert ("replay_all" if everything else "replay") in await rig.page("/console/audit")
+
+
+async def test_overview_counts_and_lists_hand_offs_unclaimed_past_the_sla(rig: ConsoleRig) -> None:
+    now = rig.clock.now()
+    late_conv, _ = await seed.conversation(rig.db, now - timedelta(hours=5), "late question")
+    await seed.handoff(rig.db, late_conv, now - timedelta(hours=5))  # 300 min > the 240 min SLA: late
+    recent_conv, _ = await seed.conversation(rig.db, now - timedelta(hours=1), "recent question")
+    await seed.handoff(rig.db, recent_conv, now - timedelta(hours=1))  # within the SLA
+    claimed_conv, _ = await seed.conversation(rig.db, now - timedelta(hours=6), "claimed question")
+    await seed.handoff(rig.db, claimed_conv, now - timedelta(hours=6), claimed=True)
+    await rig.login()
+    body = await rig.page("/console/")
+    late = body.split('id="late"')[1].split('id="p1"')[0]
+    assert 'Hand-offs past the SLA: <span class="error">1</span>' in late
+    assert f'href="/console/conversations/{late_conv}"' in late and "5 h" in late
+    assert f"/console/conversations/{recent_conv}" not in late and f"/console/conversations/{claimed_conv}" not in late
