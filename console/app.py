@@ -23,6 +23,7 @@ from bot.store.audit import AuditLog
 from bot.store.db import Database
 from bot.store.ledger import InboundLedger
 from bot.store.outbox import Outbox
+from bot.store.report_archive import ReportArchive
 from bot.store.reviews import ReviewStore
 from channels.api.handler import FailureLimiter
 from console.auth import SECURITY_HEADERS, KeyRing, Operator, Session, Sessions, csrf_ok
@@ -95,6 +96,7 @@ class Console:
         self.failures = FailureLimiter(config.failed_logins_per_minute)
         self.audit = AuditLog(ports.db, ports.clock)
         self.reviews = ReviewStore(ports.db, ports.clock)
+        self.reports = ReportArchive(ports.db, ports.clock)
         self.bands = Bands(config.abstain_threshold, config.low_confidence_threshold)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),

@@ -3,6 +3,7 @@ gaps, audit log. Handlers read through `console.queries`, act through the stores
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -19,6 +20,7 @@ from console.app import Console, admin_only, local_target, operator
 log = structlog.get_logger(__name__)
 
 MAX_TRY_CHARS = 2000
+WEEK = re.compile(r"^\d{4}-W\d{2}$")
 
 
 def _cursor(request: web.Request) -> int | None:
@@ -164,6 +166,28 @@ def page_routes(console: Console) -> Sequence[web.RouteDef]:
             request, "audit.html", entries=entries, next_before=entries[-1].id if more and entries else None
         )
 
+    async def reports(request: web.Request) -> web.Response:
+        before = request.query.get("before", "")
+        entries = await console.reports.recent(size + 1, before if WEEK.match(before) else None)
+        more = len(entries) > size
+        entries = entries[:size]
+        next_before = entries[-1].week if more and entries else None
+        return console.render(request, "reports.html", entries=entries, next_before=next_before)
+
+    async def report(request: web.Request) -> web.Response:
+        week = request.match_info["week"]
+        entry = await console.reports.get(week) if WEEK.match(week) else None
+        if entry is None:
+            raise web.HTTPNotFound(text="no report for that week")
+        return console.render(request, "report.html", entry=entry)
+
+    async def chart(request: web.Request) -> web.Response:
+        week = request.match_info["week"]
+        png = await console.reports.chart(week) if WEEK.match(week) else b""
+        if not png:
+            raise web.HTTPNotFound(text="no chart for that week")
+        return web.Response(body=png, content_type="image/png")
+
     return [
         web.get("/", overview),
         web.get("/conversations", conversations),
@@ -177,6 +201,9 @@ def page_routes(console: Console) -> Sequence[web.RouteDef]:
         web.post("/dead-letters/{id}/replay", replay_one),
         web.get("/tickets", tickets),
         web.get("/gaps", gaps),
+        web.get("/reports", reports),
+        web.get("/reports/{week}", report),
+        web.get("/reports/{week}/chart.png", chart),
         web.get("/audit", audit),
     ]
 

@@ -25,6 +25,9 @@ PAGES = [
     "/console/dead-letters",
     "/console/tickets",
     "/console/gaps",
+    "/console/reports",
+    "/console/reports/2026-W47",
+    "/console/reports/2026-W47/chart.png",
     "/console/audit",
 ]
 

@@ -13,10 +13,11 @@ from sqlalchemy import func, select
 from app.commands import export_verdicts_command
 from app.settings import Settings
 from bot.store.db import Database
+from bot.store.report_archive import ReportArchive
 from bot.store.tables import AuditRow, ReviewVerdictRow, TurnRow
 from tests.conftest import ManualClock
 from tests.console import seed
-from tests.console.conftest import ConsoleRig, console_rig
+from tests.console.conftest import REVIEWER_KEY, ConsoleRig, console_rig
 
 
 async def test_customer_text_is_inert_on_every_page_that_shows_it(rig: ConsoleRig) -> None:
@@ -207,3 +208,22 @@ async def test_overview_counts_and_lists_hand_offs_unclaimed_past_the_sla(rig: C
     assert 'Hand-offs past the SLA: <span class="error">1</span>' in late
     assert f'href="/console/conversations/{late_conv}"' in late and "5 h" in late
     assert f"/console/conversations/{recent_conv}" not in late and f"/console/conversations/{claimed_conv}" not in late
+
+
+async def test_reports_list_past_weeks_and_show_one_with_its_chart(rig: ConsoleRig) -> None:
+    archive = ReportArchive(rig.db, rig.clock)
+    png = b"\x89PNG\r\n\x1a\n" + b"chart"
+    for n in range(40, 45):  # five weeks, page size 3
+        await archive.save(f"2026-W{n}", f"Support report 2026-W{n}", f"{n * 10} inquiries {seed.HOSTILE}", "", png, n)
+    await rig.login(REVIEWER_KEY)  # reviewers read reports too
+    first = await rig.page("/console/reports")
+    assert "2026-W44" in first and "2026-W42" in first and "2026-W41" not in first
+    assert "2026-W41" in await rig.page("/console/reports?before=2026-W42")
+    one = await rig.page("/console/reports/2026-W43")
+    assert "430 inquiries" in one and "&lt;script&gt;" in one and "<script>alert" not in one
+    assert '<img src="/console/reports/2026-W43/chart.png" alt="Chart of week 2026-W43' in one
+    chart = await rig.client.get("/console/reports/2026-W43/chart.png")
+    assert chart.status == 200 and chart.content_type == "image/png" and await chart.read() == png
+    assert "img-src 'self'" in chart.headers["Content-Security-Policy"]
+    for missing in ("/console/reports/2026-W01", "/console/reports/nonsense", "/console/reports/2026-W01/chart.png"):
+        assert (await rig.client.get(missing)).status == 404, missing

@@ -27,11 +27,12 @@ from bot.reports import REPORT_KIND
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.store.outbox import Outbox
+from bot.store.report_archive import ReportArchive
 from channels.slack.report import SlackReportPublisher, SlackReportSender
 from escalation.backlog import HandoffLog
 from scheduler.config import ReportConfig
 from scheduler.mail import ReportMailSender
-from scheduler.publish import build_report, deliver_report, report_key
+from scheduler.publish import build_report, deliver_report, report_key, weekly_report_job
 from scheduler.quality import person_wait
 from scheduler.render import CHART_CID
 from scheduler.report import parse_week
@@ -407,3 +408,19 @@ async def test_time_to_a_person_counts_a_claim_or_the_first_agent_message_whiche
     assert (wait.handoffs, wait.waiting) == (4, 1)
     assert (wait.median_min, wait.p90_min) == (30, 90)
     assert wait.sla_breaches == 2  # c waited 90 min; d has waited a day
+
+
+async def test_the_weekly_job_keeps_each_weeks_report_for_the_console(sqlite_db: Database) -> None:
+    """Kept whether or not it goes anywhere (nothing is configured here); a week built again is replaced."""
+    clock = ManualClock(datetime(2026, 7, 29, 9, 0, tzinfo=UTC))  # in 2026-W31: the last complete week is W30
+    archive = ReportArchive(sqlite_db, clock)
+    await archive.save("2026-W30", "A first build", "stale", "", b"", 1)
+    await archive.save("2026-W29", "Older", "older text", "", b"", 3)
+    await weekly_report_job(sqlite_db, ReportConfig(timezone="UTC"), clock, Outbox(sqlite_db, clock))()
+    [entry, older] = await archive.recent(10)
+    assert entry.week == "2026-W30" and entry.has_chart and entry.inquiries == 0
+    assert "No inquiries this week." in entry.text
+    assert (older.week, older.has_chart) == ("2026-W29", False)
+    assert (await archive.chart("2026-W30")).startswith(b"\x89PNG\r\n\x1a\n")
+    assert await archive.get("2026-W28") is None and await archive.chart("2026-W29") == b""
+    assert [e.week for e in await archive.recent(10, before="2026-W30")] == ["2026-W29"]
