@@ -105,7 +105,9 @@ def console_ports(services: Wiring) -> ConsolePorts:
     if services.index is not None:
         states = DocumentStateStore(services.db, services.clock, services.settings.qdrant_collection)
         catalog = IndexCatalog(states)
-    return ConsolePorts(services.db, services.clock, services.ledger, services.outbox, services.knowledge, catalog)
+    return ConsolePorts(
+        services.db, services.clock, services.ledger, services.outbox, services.knowledge, catalog, services.pasted
+    )
 
 
 READY_PROBE = f"ready-probe:{socket.gethostname()}:{os.getpid()}"

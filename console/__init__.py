@@ -7,7 +7,7 @@ It is a channel-layer package: it reads the store (bot/), asks the knowledge eng
 `ADMIN_KEYS` is set.
 """
 
-from console.app import ConsoleConfig, ConsolePorts, DocumentCatalog, DocumentInfo
+from console.app import ConsoleConfig, ConsolePorts, DocumentCatalog, DocumentInfo, PageUploads
 from console.server import build_console_app
 
-__all__ = ["ConsoleConfig", "ConsolePorts", "DocumentCatalog", "DocumentInfo", "build_console_app"]
+__all__ = ["ConsoleConfig", "ConsolePorts", "DocumentCatalog", "DocumentInfo", "PageUploads", "build_console_app"]

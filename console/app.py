@@ -18,7 +18,7 @@ import jinja2
 import structlog
 from aiohttp import web
 
-from bot.ports import Clock, KnowledgeEngine
+from bot.ports import Clock, IngestSummary, KnowledgeEngine
 from bot.store.audit import AuditLog
 from bot.store.db import Database
 from bot.store.ledger import InboundLedger
@@ -72,10 +72,18 @@ class DocumentCatalog(Protocol):
     async def documents(self) -> list[DocumentInfo]: ...
 
 
+class PageUploads(Protocol):
+    """Where a pasted or uploaded page goes: kept, written where the KB sync reads it, and ingested at once
+    (implemented by `knowledge.pasted.PastedPages`). Raises ValueError for a name or size it does not accept."""
+
+    async def add(self, name: str, body: str, author: str) -> IngestSummary: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ConsolePorts:
     """What the console reads and acts through: the store, the ledger and outbox (replay), the knowledge engine
-    ("try a question" asks it directly; nothing is recorded or sent), and the document catalog."""
+    ("try a question" asks it directly; nothing is recorded or sent), the document catalog, and where pasted pages
+    go (None when this process has no writable index)."""
 
     db: Database
     clock: Clock
@@ -83,6 +91,7 @@ class ConsolePorts:
     outbox: Outbox
     knowledge: KnowledgeEngine
     catalog: DocumentCatalog | None = None
+    pages: PageUploads | None = None
 
 
 class Console:

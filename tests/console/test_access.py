@@ -103,7 +103,13 @@ async def test_a_post_without_the_csrf_token_is_refused(rig: ConsoleRig) -> None
     assert no_token.headers["Content-Security-Policy"]  # error pages carry the headers too
     assert form.status == 200
     await rig.login()
-    for path in ("/console/logout", "/console/dead-letters/replay-all", "/console/knowledge/try", "/console/review/1"):
+    for path in (
+        "/console/logout",
+        "/console/dead-letters/replay-all",
+        "/console/knowledge/try",
+        "/console/knowledge/pages",
+        "/console/review/1",
+    ):
         wrong = await rig.client.post(path, data={"csrf": "forged"}, allow_redirects=False)
         assert wrong.status == 403, path
     assert (await rig.client.get("/console/", allow_redirects=False)).status == 200  # still logged in

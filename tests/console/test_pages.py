@@ -7,14 +7,17 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlalchemy import func, select
 
 from app.commands import export_verdicts_command
 from app.settings import Settings
 from bot.store.db import Database
+from bot.store.pages import PageStore
 from bot.store.report_archive import ReportArchive
 from bot.store.tables import AuditRow, ReviewVerdictRow, TurnRow
+from knowledge.pasted import MAX_PAGE_BYTES, PastedPages
 from tests.conftest import ManualClock
 from tests.console import seed
 from tests.console.conftest import REVIEWER_KEY, ConsoleRig, console_rig
@@ -141,9 +144,9 @@ async def test_a_verdict_leaves_the_queue_is_audited_and_exported(rig: ConsoleRi
     assert low  # still in the queue, unreviewed
 
 
-async def test_overview_counts_today_and_this_week(db: Database, clock: ManualClock) -> None:
+async def test_overview_counts_today_and_this_week(db: Database, clock: ManualClock, tmp_path: Path) -> None:
     """On both databases: PostgreSQL computes the latency percentiles itself."""
-    async with console_rig(db, clock) as rig:
+    async with console_rig(db, clock, tmp_path / "uploads") as rig:
         await _overview_figures(rig)
 
 
@@ -227,3 +230,61 @@ async def test_reports_list_past_weeks_and_show_one_with_its_chart(rig: ConsoleR
     assert "img-src 'self'" in chart.headers["Content-Security-Policy"]
     for missing in ("/console/reports/2026-W01", "/console/reports/nonsense", "/console/reports/2026-W01/chart.png"):
         assert (await rig.client.get(missing)).status == 404, missing
+
+
+async def test_an_admin_pastes_or_uploads_a_page_and_it_is_kept_written_and_ingested(rig: ConsoleRig) -> None:
+    csrf = await rig.login(name="Dana")
+    pasted = await rig.client.post(
+        "/console/knowledge/pages",
+        data={"csrf": csrf, "title": "Office dogs!", "text": "The office dog is called Biscuit.", "url": ""},
+    )
+    body = await pasted.text()
+    assert pasted.status == 200 and "Ingested office-dogs.md: 1 files: 1 added" in body
+    page = rig.uploads / "office-dogs.md"
+    assert page.read_text() == "---\ntitle: Office dogs!\n---\n\nThe office dog is called Biscuit.\n"
+    assert rig.index.ingested == [[page.resolve()]]  # that file alone, at once
+
+    form = aiohttp.FormData({"csrf": csrf, "title": ""})
+    form.add_field("file", b"<html><title>Opening hours</title><p>8 to 18</p></html>", filename="Hours.HTM")
+    uploaded = await rig.client.post("/console/knowledge/pages", data=form)
+    assert uploaded.status == 200 and "Ingested hours.html" in await uploaded.text()
+    assert (rig.uploads / "hours.html").read_bytes().startswith(b"<html><title>Opening hours")
+    async with rig.db.sessions() as session:
+        audits = (await session.execute(select(AuditRow.action, AuditRow.target, AuditRow.detail))).tuples().all()
+    assert [(a, t, d["how"]) for a, t, d in audits if a == "page_ingested"] == [
+        ("page_ingested", "office-dogs.md", "paste"),
+        ("page_ingested", "hours.html", "upload"),
+    ]
+
+    big = aiohttp.FormData({"csrf": csrf})
+    big.add_field("file", b"x" * (MAX_PAGE_BYTES + 1), filename="huge.md")
+    too_big = await rig.client.post("/console/knowledge/pages", data=big)
+    assert too_big.status == 400 and "larger than 512 KB" in await too_big.text()
+    exe = aiohttp.FormData({"csrf": csrf})
+    exe.add_field("file", b"MZ", filename="tool.exe")
+    assert (await rig.client.post("/console/knowledge/pages", data=exe)).status == 400
+    empty = await rig.client.post("/console/knowledge/pages", data={"csrf": csrf, "title": "No text", "text": " "})
+    assert empty.status == 400 and "title and its text" in await empty.text()
+    assert len(rig.index.ingested) == 2  # nothing refused reached the index
+
+
+async def test_pasted_pages_are_written_again_before_a_sync_and_only_they(rig: ConsoleRig) -> None:
+    """Another replica (its own DATA_DIR) or a wiped folder: the sync writes every page from the database first,
+    so no sync ever sees a pasted page missing and deletes it; a stray file is removed."""
+    pages = PastedPages(PageStore(rig.db, rig.clock), rig.uploads, rig.index)
+    await pages.add("refunds.md", "# Refunds\n\nWithin 30 days.\n", "Dana (admin:abc)")
+    other = PastedPages(PageStore(rig.db, rig.clock), rig.uploads.parent / "replica-2", rig.index)
+    (rig.uploads.parent / "replica-2").mkdir()
+    (rig.uploads.parent / "replica-2" / "stray.md").write_text("# Not a page\n")
+    folder = await other.write_all()
+    assert sorted(p.name for p in folder.iterdir()) == ["refunds.md"]
+    assert (folder / "refunds.md").read_text() == "# Refunds\n\nWithin 30 days.\n"
+    with pytest.raises(ValueError):
+        await pages.add("../escape.md", "x", "Dana")
+
+
+async def test_reviewers_cannot_add_pages(rig: ConsoleRig) -> None:
+    csrf = await rig.login(REVIEWER_KEY)
+    assert "Add a page" not in await rig.page("/console/knowledge")
+    refused = await rig.client.post("/console/knowledge/pages", data={"csrf": csrf, "title": "t", "text": "x"})
+    assert refused.status == 403 and rig.index.ingested == []
