@@ -1,5 +1,6 @@
 """The console's pages: overview, conversations, review queue, knowledge (try a question, add a page), dead letters,
-tickets and hand-offs, gaps, reports, audit log. Handlers read through `console.queries`, act through the stores, and audit every action."""
+tickets and hand-offs, gaps, reports, audit log. Handlers read through `console.queries`, act through the stores,
+and audit every action."""
 
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ class AdminEndpoints:
         if who != "local":
             outside = [str(p) for p in paths if not any(p == r or r in p.parents for r in self._roots)]
             if outside:
-                detail = {"paths": len(paths), "outside": len(outside)}
+                detail: dict[str, object] = {"paths": len(paths), "outside": len(outside)}
                 await self._record(who, "api_ingest_refused", outside[0], detail)
                 return refused(request, 403, "forbidden", f"not under KNOWLEDGE_PATHS: {', '.join(outside[:3])}")
         return await self._run(paths, who, "api_ingest")
