@@ -27,8 +27,8 @@ from knowledge.pasted import PastedPages
 @dataclass(frozen=True)
 class Wiring:
     """The objects one process shares. `index` and `embedder` are None when `knowledge` is a test double
-    that cannot ingest or embed; `escalation` is None when built without it (tests of one channel). `pasted` (pages
-pasted in the console) needs `index`."""
+        that cannot ingest or embed; `escalation` is None when built without it (tests of one channel). `pasted` (pages
+    pasted in the console) needs `index`."""
 
     settings: Settings
     clock: Clock

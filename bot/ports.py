@@ -52,9 +52,7 @@ class KnowledgeIndex(Protocol):
 class AuditTrail(Protocol):
     """Where operator actions are recorded (`bot.store.audit.AuditLog`): who, what, on what; never customer text."""
 
-    async def record(
-        self, actor: str, action: str, target: str = "", detail: dict[str, Any] | None = None
-    ) -> None: ...
+    async def record(self, actor: str, action: str, target: str = "", detail: dict[str, Any] | None = None) -> None: ...
 
 
 class Embedder(Protocol):
