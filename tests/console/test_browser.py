@@ -9,6 +9,7 @@ One browser, one test: each launch costs seconds."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from PIL import Image, ImageDraw
 from playwright.async_api import Browser, Dialog, Page, Route, async_playwright
 from sqlalchemy import select
 
@@ -24,9 +26,8 @@ from app.build import build_service
 from app.commands import export_verdicts_command
 from app.serve import SupportApp
 from app.settings import Settings
+from bot.store.report_archive import ReportArchive
 from bot.store.tables import ReviewVerdictRow
-from scheduler.config import ReportConfig
-from scheduler.publish import weekly_report_job
 from tests.console import seed
 from tests.console.conftest import ADMIN_KEY
 
@@ -120,11 +121,10 @@ async def test_an_operator_works_the_console_in_a_real_browser(
         http_port=0,
         api_keys=[API_KEY],
         admin_keys=[ADMIN_KEY],
-        knowledge_paths=[str(kb)],
     )
     services = await build_service(settings, with_escalation=False)  # the real knowledge engine
     assert services.index is not None
-    await services.index.ingest([kb])
+    await services.index.ingest([kb])  # as `supportbot ingest` would (no KNOWLEDGE_PATHS: no second sync at start)
     app = SupportApp(services)
     await app.start()
     base = f"http://127.0.0.1:{app.port}"
@@ -136,7 +136,8 @@ async def test_an_operator_works_the_console_in_a_real_browser(
             )
             assert asked.status == 200 and (await asked.json())["outcome"] in ("answered", "answered_offer")
         await seed.dead_letter(services.db, services.clock.now(), "a stuck message from eve")
-        await weekly_report_job(services.db, ReportConfig(timezone="UTC"), services.clock, services.outbox)()
+        week = f"{services.clock.now():%G-W%V}"  # what the weekly job keeps (tests/scheduler: the job itself)
+        await ReportArchive(services.db, services.clock).save(week, f"Support report {week}", "Text", "", _chart(), 1)
 
         page = await browser.new_page()
         pages = Pages(page, base, screenshots)
@@ -237,3 +238,14 @@ async def test_an_operator_works_the_console_in_a_real_browser(
             assert (resp.status, resp.headers["location"]) == (303, "/console/login"), path
     finally:
         await app.stop(grace_seconds=0)
+
+
+def _chart() -> bytes:
+    """A small bar chart as PNG (drawing the real one imports matplotlib: seconds this test need not spend)."""
+    image = Image.new("RGB", (600, 240), "white")
+    draw = ImageDraw.Draw(image)
+    for n, height in enumerate((60, 120, 90, 180, 150)):
+        draw.rectangle((40 + n * 110, 220 - height, 110 + n * 110, 220), fill=(5, 80, 174))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
