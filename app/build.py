@@ -45,6 +45,7 @@ from bot.store.leases import LeaseStore
 from bot.store.ledger import InboundLedger
 from bot.store.mailboxes import MailboxStore
 from bot.store.outbox import Outbox
+from bot.store.pages import PageStore
 from bot.store.threads import ThreadStore
 from channels.email import EmailChannel, EmailConfig, PollerPorts
 from channels.email.sender import EmailSender
@@ -55,6 +56,7 @@ from escalation import EscalationConfig, EscalationService, TicketBackendConfig,
 from escalation.intent import EmbeddingIntentClassifier
 from knowledge import KnowledgeService, build_knowledge
 from knowledge.config import KnowledgeConfig
+from knowledge.pasted import UPLOADS, PastedPages
 from scheduler.mail import ReportMailSender
 
 
@@ -193,7 +195,13 @@ async def build_service(
         service=service,
         pipeline=pipeline,
         dispatcher=dispatcher,
+        pasted=pasted_pages(settings, db, clock, index) if index is not None else None,
     )
+
+
+def pasted_pages(settings: Settings, db: Database, clock: Clock, index: KnowledgeIndex) -> PastedPages:
+    """Pages pasted in the console: kept in the database, written to DATA_DIR/uploads, ingested into `index`."""
+    return PastedPages(PageStore(db, clock), (settings.data_dir / UPLOADS).resolve(), index)
 
 
 def replica_name(settings: Settings) -> str:

@@ -16,11 +16,12 @@ from app.settings import Settings
 from bot.errors import ConfigError
 from bot.store.audit import AuditLog
 from bot.store.privacy import PrivacyStore
+from bot.store.report_archive import ReportArchive
 from bot.store.reviews import ReviewStore
 from escalation.tickets import format_tickets
 from scheduler.gaps import format_gaps, list_gaps
 from scheduler.jobs import job_table
-from scheduler.publish import build_report, deliver_report, report_key
+from scheduler.publish import archive_report, build_report, deliver_report, report_key
 from scheduler.report import last_complete_week, parse_week
 from scheduler.runs import run_job
 
@@ -61,6 +62,7 @@ async def report_command(settings: Settings, *, week: str | None, dry_run: bool,
                 "no way to deliver the report: set Slack and SLACK_REPORT_CHANNEL, or REPORT_EMAIL with SMTP, "
                 "or use --dry-run"
             )
+        await archive_report(rendered, ReportArchive(ctx.db, ctx.clock))
         queued = await deliver_report(rendered, report_config(settings), ctx.outbox())
         sent = []
         for where in queued:

@@ -20,6 +20,7 @@ from app.listener import body_deadline
 from app.settings import Settings
 from app.wiring import Wiring
 from bot import metrics
+from bot.store.audit import AuditLog
 from bot.store.documents import DocumentStateStore
 from channels.api import ApiConfig, ApiGate, AskEndpoint, ConfirmEndpoint
 from channels.api.admin import AdminConfig, AdminEndpoints
@@ -83,7 +84,7 @@ def build_http_app(
     app.router.add_post("/api/actions/{token}/confirm", ConfirmEndpoint(gate, services.pipeline, services.clock))
     app.router.add_post("/slack/events", slack)
     admin = AdminConfig(tuple(settings.admin_keys), local_key, tuple(settings.knowledge_paths))
-    app.router.add_routes(AdminEndpoints(admin, services.index).routes())
+    app.router.add_routes(AdminEndpoints(admin, services.index, AuditLog(services.db, services.clock)).routes())
     if settings.admin_keys:  # the console is off unless ADMIN_KEYS is set
         app.add_subapp("/console", build_console_app(console_config(settings), console_ports(services)))
     return app
@@ -95,6 +96,7 @@ def console_config(settings: Settings) -> ConsoleConfig:
         reviewer_keys=tuple(settings.reviewer_keys),
         abstain_threshold=settings.abstain_threshold,
         low_confidence_threshold=settings.low_confidence_threshold,
+        handoff_sla_minutes=settings.handoff_sla_minutes,
     )
 
 
@@ -103,7 +105,9 @@ def console_ports(services: Wiring) -> ConsolePorts:
     if services.index is not None:
         states = DocumentStateStore(services.db, services.clock, services.settings.qdrant_collection)
         catalog = IndexCatalog(states)
-    return ConsolePorts(services.db, services.clock, services.ledger, services.outbox, services.knowledge, catalog)
+    return ConsolePorts(
+        services.db, services.clock, services.ledger, services.outbox, services.knowledge, catalog, services.pasted
+    )
 
 
 READY_PROBE = f"ready-probe:{socket.gethostname()}:{os.getpid()}"

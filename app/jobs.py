@@ -71,12 +71,14 @@ def app_jobs(w: Wiring, *, slack: SlackChannel | None) -> dict[str, JobFn]:
             tuple(settings.escalation_email),
         )
         jobs["backlog_digest"] = backlog_digest_job(w.db, w.clock, w.outbox, backlog)
-    index = w.index
-    if index is not None and settings.knowledge_paths:
+    index, pasted = w.index, w.pasted
+    if index is not None and (settings.knowledge_paths or (pasted is not None and settings.admin_keys)):
         paths = [Path(p) for p in settings.knowledge_paths]
 
         async def kb_sync() -> object:
-            summary = (await index.ingest(paths)).summary()
+            # the console's pasted pages are written from the database first, so no replica deletes one as gone
+            folders = [*paths, await pasted.write_all()] if pasted is not None and settings.admin_keys else paths
+            summary = (await index.ingest(folders)).summary()
             gc.collect()
             gc.freeze()  # the model and the index loaded by a sync live as long as the process
             return summary

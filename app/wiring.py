@@ -21,12 +21,14 @@ from bot.store.leases import LeaseStore
 from bot.store.ledger import InboundLedger
 from bot.store.outbox import Outbox
 from escalation import EscalationService
+from knowledge.pasted import PastedPages
 
 
 @dataclass(frozen=True)
 class Wiring:
     """The objects one process shares. `index` and `embedder` are None when `knowledge` is a test double
-    that cannot ingest or embed; `escalation` is None when built without it (tests of one channel)."""
+        that cannot ingest or embed; `escalation` is None when built without it (tests of one channel). `pasted` (pages
+    pasted in the console) needs `index`."""
 
     settings: Settings
     clock: Clock
@@ -44,3 +46,4 @@ class Wiring:
     service: ConversationService
     pipeline: InquiryPipeline
     dispatcher: OutboxDispatcher
+    pasted: PastedPages | None = None  # pages pasted in the console (DATA_DIR/uploads): with a writable index only

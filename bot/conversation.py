@@ -140,7 +140,12 @@ class ConversationService:
             confidence=answer.confidence,
         )
         _observe(answer)
-        trace = dataclasses.replace(self._trace(Outcome.HANDOFF, text, body, answer), citations=reply.citations)
+        unshown = () if answered else answer.citations  # retrieved and cited, but the reply did not show them
+        trace = dataclasses.replace(
+            self._trace(Outcome.HANDOFF, text, body, answer),
+            citations=reply.citations,
+            passages=(*unshown, *answer.passages),
+        )
         return trace, [reply]
 
     async def _answer(
@@ -192,6 +197,7 @@ class ConversationService:
             output_tokens=answer.usage.output_tokens,
             cost_usd=answer.usage.cost_usd,
             citations=answer.citations,
+            passages=answer.passages,
         )
 
     async def _offer_ticket(self, msg: InboundMessage, reason: str) -> Action | None:

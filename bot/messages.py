@@ -146,6 +146,7 @@ class Answer:
     usage: Usage = field(default_factory=Usage)
     stage_ms: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     standalone_question: str = ""  # the follow-up condensed with history, when it was
+    passages: tuple[Citation, ...] = ()  # retrieved but not cited (index 0), for the trace: what else it read
 
 
 def case_value(channel: Channel, conversation_key: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from bot.intent import Intent
 from bot.messages import Answer, Channel, InboundMessage, Reply, TicketRef, TicketRequest, Turn
@@ -47,6 +47,12 @@ class KnowledgeIndex(Protocol):
     async def ingest(self, paths: Sequence[Path], progress: bool = False) -> IngestSummary: ...
 
     async def close(self) -> None: ...
+
+
+class AuditTrail(Protocol):
+    """Where operator actions are recorded (`bot.store.audit.AuditLog`): who, what, on what; never customer text."""
+
+    async def record(self, actor: str, action: str, target: str = "", detail: dict[str, Any] | None = None) -> None: ...
 
 
 class Embedder(Protocol):

@@ -18,11 +18,12 @@ import jinja2
 import structlog
 from aiohttp import web
 
-from bot.ports import Clock, KnowledgeEngine
+from bot.ports import Clock, IngestSummary, KnowledgeEngine
 from bot.store.audit import AuditLog
 from bot.store.db import Database
 from bot.store.ledger import InboundLedger
 from bot.store.outbox import Outbox
+from bot.store.report_archive import ReportArchive
 from bot.store.reviews import ReviewStore
 from channels.api.handler import FailureLimiter
 from console.auth import SECURITY_HEADERS, KeyRing, Operator, Session, Sessions, csrf_ok
@@ -48,6 +49,7 @@ class ConsoleConfig:
     session_hours: float = 12.0
     failed_logins_per_minute: int = 10
     page_size: int = 50
+    handoff_sla_minutes: int = 240
 
     @property
     def enabled(self) -> bool:
@@ -70,10 +72,18 @@ class DocumentCatalog(Protocol):
     async def documents(self) -> list[DocumentInfo]: ...
 
 
+class PageUploads(Protocol):
+    """Where a pasted or uploaded page goes: kept, written where the KB sync reads it, and ingested at once
+    (implemented by `knowledge.pasted.PastedPages`). Raises ValueError for a name or size it does not accept."""
+
+    async def add(self, name: str, body: str, author: str) -> IngestSummary: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ConsolePorts:
     """What the console reads and acts through: the store, the ledger and outbox (replay), the knowledge engine
-    ("try a question" asks it directly; nothing is recorded or sent), and the document catalog."""
+    ("try a question" asks it directly; nothing is recorded or sent), the document catalog, and where pasted pages
+    go (None when this process has no writable index)."""
 
     db: Database
     clock: Clock
@@ -81,6 +91,7 @@ class ConsolePorts:
     outbox: Outbox
     knowledge: KnowledgeEngine
     catalog: DocumentCatalog | None = None
+    pages: PageUploads | None = None
 
 
 class Console:
@@ -94,6 +105,7 @@ class Console:
         self.failures = FailureLimiter(config.failed_logins_per_minute)
         self.audit = AuditLog(ports.db, ports.clock)
         self.reviews = ReviewStore(ports.db, ports.clock)
+        self.reports = ReportArchive(ports.db, ports.clock)
         self.bands = Bands(config.abstain_threshold, config.low_confidence_threshold)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),

@@ -19,6 +19,8 @@ from typing import Any
 from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from bot.store.audit import key_id
+
 ADMIN, REVIEWER = "admin", "reviewer"
 COOKIE = "sb_console"
 MAX_NAME_CHARS = 64
@@ -41,10 +43,6 @@ class Operator:
     @property
     def is_admin(self) -> bool:
         return self.role == ADMIN
-
-
-def key_id(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 class KeyRing:

@@ -1,24 +1,30 @@
-"""The console's pages: overview, conversations, review queue, knowledge, dead letters, tickets and hand-offs,
-gaps, audit log. Handlers read through `console.queries`, act through the stores, and audit every action."""
+"""The console's pages: overview, conversations, review queue, knowledge (try a question, add a page), dead letters,
+tickets and hand-offs, gaps, reports, audit log. Handlers read through `console.queries`, act through the stores,
+and audit every action."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from pathlib import PurePath
 from typing import Any
 
 import structlog
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from bot.messages import Channel, Outcome
 from bot.store.reviews import VERDICTS
 from console import queries
-from console.app import Console, admin_only, local_target, operator
+from console.app import Console, admin_only, local_target, operator, safe_href
+from knowledge.pasted import MAX_PAGE_BYTES, SUFFIXES, markdown_page, page_name
 
 log = structlog.get_logger(__name__)
 
 MAX_TRY_CHARS = 2000
+WEEK = re.compile(r"^\d{4}-W\d{2}$")
 
 
 def _cursor(request: web.Request) -> int | None:
@@ -41,7 +47,18 @@ def page_routes(console: Console) -> Sequence[web.RouteDef]:
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         week = today - timedelta(days=today.weekday())
         periods = [("Today", await queries.overview(db, today)), ("This week", await queries.overview(db, week))]
-        return console.render(request, "overview.html", periods=periods, now=now)
+        sla = timedelta(minutes=console.config.handoff_sla_minutes)
+        late_count, late = await queries.late_handoffs(db, now, sla)
+        return console.render(
+            request,
+            "overview.html",
+            periods=periods,
+            now=now,
+            late_count=late_count,
+            late=late,
+            sla_minutes=console.config.handoff_sla_minutes,
+            age=lambda t: _age(now, t),
+        )
 
     async def conversations(request: web.Request) -> web.Response:
         q = request.query
@@ -114,6 +131,30 @@ def page_routes(console: Console) -> Sequence[web.RouteDef]:
         }
         return console.render(request, "knowledge.html", **context)
 
+    @admin_only
+    async def add_page(request: web.Request) -> web.Response:
+        data = await request.post()
+        who = operator(request)
+        context = await _knowledge_context(console)
+        pages = console.ports.pages
+        try:
+            if pages is None:
+                raise PageRefused("This process has no writable knowledge index; add the page to KNOWLEDGE_PATHS.")
+            name, body, how = _page_from_form(data)
+            report = await pages.add(name, body, who.actor)
+        except (PageRefused, ValueError) as exc:
+            message = str(exc) if isinstance(exc, PageRefused) else "That page cannot be stored (name or size)."
+            return console.render(request, "knowledge.html", status=400, **{**context, "page_error": message})
+        except Exception:
+            reference = secrets.token_hex(4)
+            log.exception("console.page_failed", reference=reference)
+            failed = f"The page could not be ingested (reference {reference})."
+            return console.render(request, "knowledge.html", status=500, **{**context, "page_error": failed})
+        summary = report.summary().splitlines()[0]
+        await console.audit.record(who.actor, "page_ingested", name, {"bytes": len(body.encode()), "how": how})
+        context = await _knowledge_context(console)  # the list now holds the page
+        return console.render(request, "knowledge.html", **{**context, "ingested": (name, summary)})
+
     async def dead_letters(request: web.Request) -> web.Response:
         page = await queries.dead_letters(db, _cursor(request), size)
         _pending, _age, dead_replies = await console.ports.outbox.stats()
@@ -153,6 +194,28 @@ def page_routes(console: Console) -> Sequence[web.RouteDef]:
             request, "audit.html", entries=entries, next_before=entries[-1].id if more and entries else None
         )
 
+    async def reports(request: web.Request) -> web.Response:
+        before = request.query.get("before", "")
+        entries = await console.reports.recent(size + 1, before if WEEK.match(before) else None)
+        more = len(entries) > size
+        entries = entries[:size]
+        next_before = entries[-1].week if more and entries else None
+        return console.render(request, "reports.html", entries=entries, next_before=next_before)
+
+    async def report(request: web.Request) -> web.Response:
+        week = request.match_info["week"]
+        entry = await console.reports.get(week) if WEEK.match(week) else None
+        if entry is None:
+            raise web.HTTPNotFound(text="no report for that week")
+        return console.render(request, "report.html", entry=entry)
+
+    async def chart(request: web.Request) -> web.Response:
+        week = request.match_info["week"]
+        png = await console.reports.chart(week) if WEEK.match(week) else b""
+        if not png:
+            raise web.HTTPNotFound(text="no chart for that week")
+        return web.Response(body=png, content_type="image/png")
+
     return [
         web.get("/", overview),
         web.get("/conversations", conversations),
@@ -161,11 +224,15 @@ def page_routes(console: Console) -> Sequence[web.RouteDef]:
         web.post("/review/{turn}", verdict),
         web.get("/knowledge", knowledge),
         web.post("/knowledge/try", try_question),
+        web.post("/knowledge/pages", add_page),
         web.get("/dead-letters", dead_letters),
         web.post("/dead-letters/replay-all", replay_all),
         web.post("/dead-letters/{id}/replay", replay_one),
         web.get("/tickets", tickets),
         web.get("/gaps", gaps),
+        web.get("/reports", reports),
+        web.get("/reports/{week}", report),
+        web.get("/reports/{week}/chart.png", chart),
         web.get("/audit", audit),
     ]
 
@@ -174,7 +241,49 @@ async def _knowledge_context(console: Console) -> dict[str, Any]:
     catalog = console.ports.catalog
     documents = await catalog.documents() if catalog is not None else []
     chunks = sum(d.chunks for d in documents)
-    return {"documents": documents, "chunks": chunks, "question": "", "error": "", "tried": None}
+    return {
+        "documents": documents,
+        "chunks": chunks,
+        "question": "",
+        "error": "",
+        "tried": None,
+        "can_add": console.ports.pages is not None,
+        "page_error": "",
+        "ingested": None,
+        "max_page_kb": MAX_PAGE_BYTES // 1024,
+    }
+
+
+class PageRefused(Exception):
+    """A pasted or uploaded page the form refuses; the text is shown to the admin."""
+
+
+def _page_from_form(data: MultiDictProxy[Any]) -> tuple[str, str, str]:
+    """(file name, file content, "upload" or "paste") from the Add-a-page form, or PageRefused."""
+    title = " ".join(str(data.get("title", "")).split())[:200]
+    url = safe_href(str(data.get("url", "")).strip())
+    upload = data.get("file")
+    if isinstance(upload, web.FileField) and upload.filename:
+        suffix = PurePath(upload.filename).suffix.lower()
+        if suffix not in SUFFIXES:
+            raise PageRefused("Upload a .md, .txt or .html file.")
+        raw = upload.file.read(MAX_PAGE_BYTES + 1)
+        if len(raw) > MAX_PAGE_BYTES:
+            raise PageRefused(f"The file is larger than {MAX_PAGE_BYTES // 1024} KB.")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise PageRefused("The file is not UTF-8 text.") from None
+        suffix = {".markdown": ".md", ".htm": ".html"}.get(suffix, suffix)
+        name = page_name(title or PurePath(upload.filename).stem, suffix)
+        body = markdown_page(title, text, url) if suffix == ".md" and (title or url) else text
+        return name, body, "upload"
+    text = str(data.get("text", ""))
+    if not title or not text.strip():
+        raise PageRefused("Give the page a title and its text (Markdown), or choose a file.")
+    if len(text.encode()) > MAX_PAGE_BYTES:
+        raise PageRefused(f"The text is larger than {MAX_PAGE_BYTES // 1024} KB.")
+    return page_name(title, ".md"), markdown_page(title, text, url), "paste"
 
 
 def _age(now: datetime, then: datetime | None) -> str:

@@ -18,6 +18,7 @@ from bot.store.tables import (
     ConversationRow,
     FeedbackRow,
     GapRow,
+    HandoffRow,
     InboundRow,
     JobRunRow,
     OutboxRow,
@@ -168,6 +169,11 @@ class TurnView:
     thumbs_up: int = 0
     thumbs_down: int = 0
     verdict: ReviewVerdictRow | None = None
+    passages: tuple[Citation, ...] = ()  # retrieved but not cited
+
+
+def _citations(stored: list[Any]) -> tuple[Citation, ...]:
+    return tuple(citation_from_json(c) for c in stored if isinstance(c, dict) and "index" in c)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,10 +217,11 @@ async def conversation(db: Database, conversation_id: int, limit: int = 500) -> 
     views = [
         TurnView(
             t,
-            tuple(citation_from_json(c) for c in t.citations if isinstance(c, dict) and "index" in c),
+            _citations(t.citations),
             votes.get(t.message_id, []).count(1),
             votes.get(t.message_id, []).count(-1),
             verdicts.get(t.id),
+            _citations(t.passages or []),
         )
         for t in turns
     ]
@@ -377,3 +384,36 @@ async def dead_letters(db: Database, before: int | None, size: int) -> Page:
     async with db.sessions() as session:
         rows = list((await session.execute(query)).scalars())
     return _page(rows, size, lambda r: r.id)
+
+
+@dataclass(frozen=True, slots=True)
+class LateHandoff:
+    """A hand-off nobody claimed or resolved within HANDOFF_SLA_MINUTES."""
+
+    channel: str
+    conversation_key: str
+    conversation_id: int | None
+    requested_at: datetime
+
+
+async def late_handoffs(db: Database, now: datetime, sla: timedelta, limit: int = 10) -> tuple[int, list[LateHandoff]]:
+    """How many hand-offs are unclaimed and unresolved past the SLA, and the oldest `limit` of them."""
+    late = and_(HandoffRow.claimed_at.is_(None), HandoffRow.resolved_at.is_(None), HandoffRow.requested_at < now - sla)
+    async with db.sessions() as session:
+        count = (await session.execute(select(func.count()).select_from(HandoffRow).where(late))).scalar_one()
+        rows = (
+            await session.execute(
+                select(HandoffRow.channel, HandoffRow.conversation_key, ConversationRow.id, HandoffRow.requested_at)
+                .outerjoin(
+                    ConversationRow,
+                    and_(
+                        ConversationRow.channel == HandoffRow.channel,
+                        ConversationRow.key == HandoffRow.conversation_key,
+                    ),
+                )
+                .where(late)
+                .order_by(HandoffRow.requested_at, HandoffRow.id)
+                .limit(limit)
+            )
+        ).tuples()
+        return int(count), [LateHandoff(*r) for r in rows]

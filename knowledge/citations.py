@@ -59,6 +59,11 @@ def number_citations(text: str, hits: Sequence[Hit]) -> tuple[str, tuple[Citatio
     return renumbered, citations
 
 
+def retrieved_passage(hit: Hit) -> Citation:
+    """A retrieved passage the answer did not cite, as the trace keeps it (index 0: no marker points at it)."""
+    return _citation(0, hit)
+
+
 def _citation(number: int, hit: Hit) -> Citation:
     title = hit.meta("title") or "Help centre article"
     url = public_link(hit)

@@ -34,7 +34,7 @@ from bot.errors import LLMUnavailable
 from bot.messages import Answer, Citation, Role, Turn, Usage
 from knowledge.answerers import ClaudeAnswerer, Draft, ExtractiveAnswerer
 from knowledge.calibration import confidence as retrieval_confidence
-from knowledge.citations import number_citations
+from knowledge.citations import number_citations, retrieved_passage
 from knowledge.readers import COMMUNITY
 from knowledge.retrieval import Hit, HybridRetriever, metadata_filters
 from knowledge.safety import PlantedInstructionDetector
@@ -227,9 +227,12 @@ class KnowledgeQueryEngine(BaseQueryEngine):
             abstained=abstained,
             hits=len(hits),
         )
+        shown = () if abstained else citations
+        cited = {c.chunk_id for c in shown}
+        passages = tuple(retrieved_passage(h) for h in hits if h.node.node_id not in cited)
         return Answer(
             text="" if abstained else text,
-            citations=() if abstained else citations,
+            citations=shown,
             confidence=confidence if not abstained else min(confidence, retrieval),
             grounded=not abstained and coverage >= 0.999,
             abstained=abstained,
@@ -237,4 +240,5 @@ class KnowledgeQueryEngine(BaseQueryEngine):
             usage=usage,
             stage_ms=MappingProxyType(dict(stages)),
             standalone_question=standalone if standalone != question else "",
+            passages=passages,
         )

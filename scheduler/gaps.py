@@ -1,11 +1,14 @@
 """The knowledge-gap backlog: questions the bot handled badly, clustered into gaps and merged run after run.
 
 A candidate is a bot turn (in the last `lookback_days`) that abstained, answered below the low-confidence
-threshold, got a 👎, or handed off to a person. New candidates (turns not yet in any gap) are embedded and
-clustered (`knowledge.gaps`); each cluster joins the stored gap whose centroid is most similar (cosine at least
-`merge_similarity`) or becomes a new gap if it has at least `min_new_gap` questions (a lone question waits for
-company in later runs). Trends compare the last 7 days with the 7 before. An open gap whose central questions
-the knowledge engine now answers confidently is marked covered; a covered gap that fails again reopens.
+threshold, got a 👎, or handed off to a person, or that a reviewer judged wrong or should-have-abstained in the
+console (whenever it was answered, if the verdict is recent); a reviewer's "correct" takes a turn out. New
+candidates (turns not yet in any gap) are embedded and clustered (`knowledge.gaps`); each cluster joins the stored
+gap whose centroid is most similar (cosine at least `merge_similarity`) or becomes a new gap if it has at least
+`min_new_gap` questions (a lone question waits for company in later runs; a cluster holding a reviewer's verdict is
+a gap at once: a person already judged it). Trends compare the last 7 days with the 7 before. An open gap whose
+central questions the knowledge engine now answers confidently is marked covered; a covered gap that fails again
+reopens.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from sqlalchemy import and_, or_, select, update
 from bot.messages import Outcome, Role
 from bot.ports import Clock, KnowledgeEngine
 from bot.store.db import Database
+from bot.store.reviews import GAP_VERDICTS
 from bot.store.sql import rowcount
-from bot.store.tables import FeedbackRow, GapRow, TurnRow
+from bot.store.tables import FeedbackRow, GapRow, ReviewVerdictRow, TurnRow
 from knowledge.gaps import DEFAULT_DISTANCE, cluster_questions, label_for, normalize
 from scheduler.config import ReportConfig
 from scheduler.jobs import JobFn
@@ -42,7 +46,7 @@ WEEK = timedelta(days=7)
 class GapCandidate:
     turn_id: int
     question: str
-    reason: str  # downvoted | abstained | escalated | low_confidence
+    reason: str  # reviewed | downvoted | abstained | escalated | low_confidence
     at: datetime
 
 
@@ -124,19 +128,21 @@ class GapBacklog:
         self._min_new = min_new_gap
 
     async def candidates(self, since: datetime, until: datetime) -> list[GapCandidate]:
-        """Bot turns in [since, until) that abstained, answered with low confidence, got 👎 or escalated."""
+        """Bot turns in [since, until) that abstained, answered with low confidence, got 👎 or escalated, and turns
+        a reviewer judged wrong or should-have-abstained in that window; never one a reviewer judged correct."""
         downvoted = select(FeedbackRow.reply_ref).where(FeedbackRow.value == -1)
+        reviewed = select(ReviewVerdictRow.turn_id).where(
+            ReviewVerdictRow.verdict.in_(GAP_VERDICTS),
+            ReviewVerdictRow.created_at >= since,
+            ReviewVerdictRow.created_at < until,
+        )
+        judged_correct = select(ReviewVerdictRow.turn_id).where(ReviewVerdictRow.verdict.not_in(GAP_VERDICTS))
         answered = (Outcome.ANSWERED.value, Outcome.ANSWERED_OFFER.value)
+        columns = (TurnRow.id, TurnRow.question, TurnRow.outcome, TurnRow.message_id, TurnRow.created_at)
         query = (
-            select(
-                TurnRow.id,
-                TurnRow.question,
-                TurnRow.outcome,
-                TurnRow.message_id,
-                TurnRow.created_at,
-            )
+            select(*columns)
             .where(TurnRow.role == Role.BOT.value, TurnRow.created_at >= since, TurnRow.created_at < until)
-            .where(TurnRow.question != "")
+            .where(TurnRow.question != "", TurnRow.id.not_in(judged_correct))
             .where(
                 or_(
                     TurnRow.outcome.in_((Outcome.ABSTAINED.value, Outcome.HANDOFF.value)),
@@ -146,8 +152,12 @@ class GapBacklog:
             )
             .order_by(TurnRow.id)
         )
+        by_review = select(*columns).where(TurnRow.id.in_(reviewed), TurnRow.question != "").order_by(TurnRow.id)
         async with self._db.sessions() as session:
-            rows = (await session.execute(query)).tuples().all()
+            rows = list((await session.execute(query)).tuples().all())
+            judged = list((await session.execute(by_review)).tuples().all())
+            flagged = {int(r[0]) for r in judged}
+            rows = sorted([r for r in rows if r[0] not in flagged] + judged, key=lambda r: r[0])
             refs = [r[3] for r in rows if r[3]]
             down: set[str] = set()
             for start in range(0, len(refs), 500):
@@ -156,7 +166,9 @@ class GapBacklog:
         out = []
         for turn_id, question, outcome, message_id, at in rows:
             reason = (
-                "downvoted"
+                "reviewed"
+                if turn_id in flagged
+                else "downvoted"
                 if message_id and message_id in down
                 else "abstained"
                 if outcome == Outcome.ABSTAINED.value
@@ -185,7 +197,7 @@ class GapBacklog:
                 if target is not None:
                     _absorb(target, members, cluster.centroid, now)
                     merged += 1
-                elif len(members) >= self._min_new:
+                elif len(members) >= self._min_new or any(c.reason == "reviewed" for c in members):
                     gaps.append(_new_gap(members, fresh[cluster.medoid].question, cluster.centroid, now))
                     new_gaps += 1
                 else:

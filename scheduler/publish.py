@@ -19,6 +19,7 @@ from bot.messages import Channel, Reply
 from bot.ports import Clock
 from bot.reports import ReportParts, report_reply
 from bot.store.db import Database
+from bot.store.report_archive import ReportArchive
 from scheduler.blocks import render_blocks
 from scheduler.chart import render_chart
 from scheduler.config import ReportConfig
@@ -70,6 +71,13 @@ async def build_report(db: Database, config: ReportConfig, week: Week) -> Render
     return RenderedReport(report, doc, render_text(doc), render_blocks(doc), render_html(doc), render_chart(report))
 
 
+async def archive_report(rendered: RenderedReport, archive: ReportArchive) -> None:
+    """Keep the week's report (text, HTML, chart) for the console's Reports page, delivered or not."""
+    report = rendered.report
+    title = rendered.document.title
+    await archive.save(report.week.label, title, rendered.text, rendered.html, rendered.png, report.total.inquiries)
+
+
 async def deliver_report(rendered: RenderedReport, config: ReportConfig, queue: ReportQueue) -> list[str]:
     """Queue the report for `SLACK_REPORT_CHANNEL` and `REPORT_EMAIL` (those configured) in one transaction; the
     outbox dispatcher delivers each once. Queuing a week again (a retried job, a second scheduler, the command
@@ -94,11 +102,13 @@ async def deliver_report(rendered: RenderedReport, config: ReportConfig, queue: 
 
 
 def weekly_report_job(db: Database, config: ReportConfig, clock: Clock, queue: ReportQueue) -> JobFn:
-    """The `weekly_report` job: last complete week, rendered and queued for delivery."""
+    """The `weekly_report` job: last complete week, rendered, kept in the report archive and queued for delivery."""
+    archive = ReportArchive(db, clock)
 
     async def run() -> str:
         week = last_complete_week(clock.now(), config.tz)
         rendered = await build_report(db, config, week)
+        await archive_report(rendered, archive)
         sent = await deliver_report(rendered, config, queue)
         log.info("report.sent", week=week.label, to=sent, inquiries=rendered.report.total.inquiries)
         return f"{week.label} -> {', '.join(sent) or 'nowhere'}"

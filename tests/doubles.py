@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from bot.messages import Answer, Citation, Turn, Usage
+from knowledge.ingest import IngestReport
+
+UNCITED = Citation(0, "Restore", "kb/restore.md", snippet="Restores take a day.", score=0.41)
 
 
 class ScriptedKnowledge:
@@ -37,6 +41,7 @@ class ScriptedKnowledge:
                     "scripted",
                     Usage("m", 10, 5, 0.001),
                     {"retrieve": 1.0, "generate": 2.0},
+                    passages=(UNCITED,),
                 )
         return Answer("", (), 0.1, False, True, "scripted")
 
@@ -69,3 +74,17 @@ class CountingEmbedder:
             digest = hashlib.sha256(text.encode()).digest()
             vectors.append([byte / 255 + 0.01 for byte in digest[: self.DIMENSIONS]])
         return vectors
+
+
+class RecordingIndex:
+    """A KnowledgeIndex (the port) that records the paths it was asked to ingest and reports each as added."""
+
+    def __init__(self) -> None:
+        self.ingested: list[list[Path]] = []
+
+    async def ingest(self, paths: Sequence[Path], progress: bool = False) -> IngestReport:
+        self.ingested.append(list(paths))
+        return IngestReport(len(paths), 0, len(paths), 0, 0, docs_added=len(paths))
+
+    async def close(self) -> None:
+        return None

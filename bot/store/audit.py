@@ -5,6 +5,7 @@ Rows hold identifiers and counts only, never customer text, so the log can be ke
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,11 @@ from sqlalchemy import select
 from bot.ports import Clock
 from bot.store.db import Database
 from bot.store.tables import AuditRow
+
+
+def key_id(key: str) -> str:
+    """How the audit log names a key: a prefix of its SHA-256, safe to log and show, never the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ class Trace:
     cost_usd: float = 0.0
     citations: tuple[Any, ...] = ()
     reference_id: str = ""
+    passages: tuple[Any, ...] = ()  # retrieved but not cited
 
 
 def _state(row: ConversationRow) -> ConversationState:
@@ -181,6 +182,7 @@ class ConversationStore:
                         latency_ms=trace.latency_ms,
                         stage_ms=dict(trace.stage_ms),
                         citations=[citation_to_json(c) for c in trace.citations],
+                        passages=[citation_to_json(c) for c in trace.passages],
                         reference_id=trace.reference_id,
                         created_at=now,
                     )

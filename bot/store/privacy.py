@@ -137,7 +137,7 @@ class PrivacyStore:
                 await session.execute(
                     update(TurnRow)
                     .where(TurnRow.created_at < before, TurnRow.text != REDACTED)
-                    .values(text=REDACTED, question="", citations=[], stage_ms={})
+                    .values(text=REDACTED, question="", citations=[], passages=[], stage_ms={})
                 )
             )
             counts["conversations"] = rowcount(

@@ -17,6 +17,7 @@ from bot.store.db import Database
 from bot.store.tables import ReviewVerdictRow, TurnRow
 
 VERDICTS = ("correct", "wrong", "should_abstain")
+GAP_VERDICTS = ("wrong", "should_abstain")  # a question answered like this is a knowledge gap (scheduler/gaps.py)
 MAX_NOTE_CHARS = 2000
 
 

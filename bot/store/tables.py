@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -97,6 +98,9 @@ class TurnRow(Base):
     citations: Mapped[list[Any]] = mapped_column(default=list)
     reference_id: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime]
+    # 0007: the passages retrieval found that the answer did not cite (same shape as citations, index 0); blanked
+    # with the text by RETENTION_DAYS. NULL on rows older than 0007.
+    passages: Mapped[list[Any] | None] = mapped_column(JSON, default=list, nullable=True)
 
 
 class InboundRow(Base):
@@ -403,4 +407,32 @@ class IngestedDocumentRow(Base):
     holder: Mapped[str] = mapped_column(String(256), default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime]
+
+
+class WeeklyReportRow(Base):
+    """One week's report as it was built (text, HTML and chart), kept for the console's Reports page whether or not
+    it was delivered anywhere; building a week again replaces it."""
+
+    __tablename__ = "weekly_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    week: Mapped[str] = mapped_column(String(16), unique=True)  # ISO week, e.g. 2026-W47
+    title: Mapped[str] = mapped_column(String(256))
+    text: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text, default="")
+    chart_png: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    inquiries: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+
+
+class KnowledgePageRow(Base):
+    """A page an admin pasted or uploaded in the console. The database is its source of truth, so every replica
+    writes it to its own `DATA_DIR/uploads/` before ingesting (a KB sync never finds it missing and deletes it)."""
+
+    __tablename__ = "knowledge_pages"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)  # the file name, e.g. refund-policy.md
+    body: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(320), default="")
     updated_at: Mapped[datetime]

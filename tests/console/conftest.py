@@ -6,6 +6,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -16,9 +17,11 @@ from bot.store.db import Database
 from bot.store.documents import DocumentStateStore
 from bot.store.ledger import InboundLedger
 from bot.store.outbox import Outbox
+from bot.store.pages import PageStore
 from console import ConsoleConfig, ConsolePorts, build_console_app
+from knowledge.pasted import PastedPages
 from tests.conftest import ManualClock
-from tests.doubles import ScriptedKnowledge
+from tests.doubles import RecordingIndex, ScriptedKnowledge
 
 ADMIN_KEY = "admin-key-0123456789abcdef"
 REVIEWER_KEY = "reviewer-key-0123456789abc"
@@ -32,6 +35,8 @@ class ConsoleRig:
     clock: ManualClock
     knowledge: ScriptedKnowledge
     ledger: InboundLedger
+    index: RecordingIndex
+    uploads: Path
 
     async def login(self, key: str = ADMIN_KEY, name: str = "Dana") -> str:
         """Log in; return the session's CSRF token."""
@@ -57,26 +62,29 @@ class ConsoleRig:
 
 
 @pytest.fixture
-async def rig(sqlite_db: Database, clock: ManualClock) -> AsyncIterator[ConsoleRig]:
-    async with console_rig(sqlite_db, clock) as running:
+async def rig(sqlite_db: Database, clock: ManualClock, tmp_path: Path) -> AsyncIterator[ConsoleRig]:
+    async with console_rig(sqlite_db, clock, tmp_path / "uploads") as running:
         yield running
 
 
 @asynccontextmanager
-async def console_rig(db: Database, clock: ManualClock) -> AsyncIterator[ConsoleRig]:
-    """The console mounted at /console over `db`, served on an ephemeral port; page size 3."""
+async def console_rig(db: Database, clock: ManualClock, uploads: Path) -> AsyncIterator[ConsoleRig]:
+    """The console mounted at /console over `db`, served on an ephemeral port; page size 3. Pasted pages are
+    written to `uploads` and handed to a recording index (the real engine's ingestion is the browser test's)."""
     knowledge = ScriptedKnowledge()
+    index = RecordingIndex()
+    pasted = PastedPages(PageStore(db, clock), uploads, index)
     ledger = InboundLedger(db, clock)
     states = DocumentStateStore(db, clock, "kb")  # one indexed document, as a sync leaves it
     assert await states.claim("/srv/kb/backups.md", "replica-1", None, 60)
     assert await states.finish("/srv/kb/backups.md", "replica-1", "hash-1", 3)
-    ports = ConsolePorts(db, clock, ledger, Outbox(db, clock), knowledge, IndexCatalog(states))
+    ports = ConsolePorts(db, clock, ledger, Outbox(db, clock), knowledge, IndexCatalog(states), pasted)
     config = ConsoleConfig(admin_keys=(ADMIN_KEY,), reviewer_keys=(REVIEWER_KEY,), page_size=3)
     root = web.Application()
     root.add_subapp("/console", build_console_app(config, ports))
     client = TestClient(TestServer(root))
     await client.start_server()
     try:
-        yield ConsoleRig(client, db, clock, knowledge, ledger)
+        yield ConsoleRig(client, db, clock, knowledge, ledger, index, uploads)
     finally:
         await client.close()

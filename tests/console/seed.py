@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.store.db import Database
-from bot.store.tables import ConversationRow, FeedbackRow, GapRow, InboundRow, TicketRow, TurnRow
+from bot.store.tables import ConversationRow, FeedbackRow, GapRow, HandoffRow, InboundRow, TicketRow, TurnRow
 
 HOSTILE = "Help <script>alert('x')</script> <img src=x onerror=alert(1)> <a href=\"javascript:alert(2)\">click</a>"
 
@@ -59,6 +59,15 @@ async def conversation(
                     "url": citation_url,
                     "snippet": "Backups run hourly.",
                     "score": 0.8,
+                }
+            ],
+            passages=[
+                {
+                    "index": 0,
+                    "title": "Restore",
+                    "source": "kb/restore.md",
+                    "snippet": "Restores take a day.",
+                    "score": 0.41,
                 }
             ],
             created_at=at + timedelta(seconds=1),
@@ -125,3 +134,21 @@ async def ticket_and_gap(db: Database, at: datetime, text: str) -> None:
             updated_at=at,
         )
         session.add(conv)
+
+
+async def handoff(db: Database, conversation_id: int, at: datetime, *, claimed: bool = False) -> None:
+    """A request for a person in that conversation (claimed an hour later when `claimed`)."""
+    async with db.transaction() as session:
+        conv = await session.get(ConversationRow, conversation_id)
+        assert conv is not None
+        session.add(
+            HandoffRow(
+                channel=conv.channel,
+                conversation_key=conv.key,
+                round=1,
+                agents_notified=True,
+                requested_at=at,
+                claimed_at=at + timedelta(hours=1) if claimed else None,
+                claimed_by="U9" if claimed else "",
+            )
+        )

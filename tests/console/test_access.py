@@ -14,7 +14,7 @@ from app.http import Readiness, build_http_app
 from app.settings import Settings
 from bot.store.tables import AuditRow
 from tests.console.conftest import ADMIN_KEY, CSRF, REVIEWER_KEY, ConsoleRig
-from tests.doubles import ScriptedKnowledge
+from tests.doubles import RecordingIndex, ScriptedKnowledge
 
 PAGES = [
     "/console/",
@@ -25,6 +25,9 @@ PAGES = [
     "/console/dead-letters",
     "/console/tickets",
     "/console/gaps",
+    "/console/reports",
+    "/console/reports/2026-W47",
+    "/console/reports/2026-W47/chart.png",
     "/console/audit",
 ]
 
@@ -100,7 +103,13 @@ async def test_a_post_without_the_csrf_token_is_refused(rig: ConsoleRig) -> None
     assert no_token.headers["Content-Security-Policy"]  # error pages carry the headers too
     assert form.status == 200
     await rig.login()
-    for path in ("/console/logout", "/console/dead-letters/replay-all", "/console/knowledge/try", "/console/review/1"):
+    for path in (
+        "/console/logout",
+        "/console/dead-letters/replay-all",
+        "/console/knowledge/try",
+        "/console/knowledge/pages",
+        "/console/review/1",
+    ):
         wrong = await rig.client.post(path, data={"csrf": "forged"}, allow_redirects=False)
         assert wrong.status == 403, path
     assert (await rig.client.get("/console/", allow_redirects=False)).status == 200  # still logged in
@@ -138,3 +147,36 @@ def _kid(key: str) -> str:
     import hashlib
 
     return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+async def test_every_admin_api_call_is_audited_with_the_keys_id(tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, data_dir=tmp_path, http_port=0, admin_keys=[ADMIN_KEY], knowledge_paths=[str(kb)]
+    )
+    services = await build_service(settings, knowledge=ScriptedKnowledge(), with_escalation=False)
+    index = RecordingIndex()
+    client = TestClient(TestServer(build_http_app(dataclasses.replace(services, index=index), Readiness())))
+    await client.start_server()
+    try:
+        bearer = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        assert (await client.post("/api/admin/sync", headers=bearer)).status == 200
+        page = str(kb / "hours.md")
+        assert (await client.post("/api/admin/ingest", json={"paths": [page]}, headers=bearer)).status == 200
+        outside = await client.post("/api/admin/ingest", json={"paths": ["/etc/hostname"]}, headers=bearer)
+        assert outside.status == 403
+        assert (await client.post("/api/admin/sync", headers={"Authorization": "Bearer nope"})).status == 401
+        async with services.db.sessions() as session:
+            rows = (await session.execute(select(AuditRow).order_by(AuditRow.id))).scalars().all()
+        who = f"admin:{_kid(ADMIN_KEY)}"
+        assert [(r.actor, r.action, r.target) for r in rows] == [
+            (who, "api_sync", str(kb.resolve())),
+            (who, "api_ingest", str(Path(page).resolve())),
+            (who, "api_ingest_refused", "/etc/hostname"),
+        ]  # an unauthenticated call is refused, not written: nobody can fill the log without a key
+        assert rows[0].detail["paths"] == 1 and rows[0].detail["summary"].startswith("1 files: 1 added, 0 updated")
+        assert index.ingested == [[kb.resolve()], [Path(page).resolve()]]
+    finally:
+        await client.close()
+        await services.db.dispose()

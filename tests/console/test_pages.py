@@ -7,16 +7,20 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlalchemy import func, select
 
 from app.commands import export_verdicts_command
 from app.settings import Settings
 from bot.store.db import Database
+from bot.store.pages import PageStore
+from bot.store.report_archive import ReportArchive
 from bot.store.tables import AuditRow, ReviewVerdictRow, TurnRow
+from knowledge.pasted import MAX_PAGE_BYTES, PastedPages
 from tests.conftest import ManualClock
 from tests.console import seed
-from tests.console.conftest import ConsoleRig, console_rig
+from tests.console.conftest import REVIEWER_KEY, ConsoleRig, console_rig
 
 
 async def test_customer_text_is_inert_on_every_page_that_shows_it(rig: ConsoleRig) -> None:
@@ -90,6 +94,9 @@ async def test_one_conversation_shows_every_turn_with_its_trace(rig: ConsoleRig)
         "$0.0010",
         "score 0.800",
         "Backups run hourly.",
+        "Retrieved but not cited (1)",
+        "Restores take a day.",
+        "score 0.410",
         "0 up · 1 down",
         f'id="turn-{turn_id}"',
         'href="https://help.example.com/backups"',
@@ -137,9 +144,9 @@ async def test_a_verdict_leaves_the_queue_is_audited_and_exported(rig: ConsoleRi
     assert low  # still in the queue, unreviewed
 
 
-async def test_overview_counts_today_and_this_week(db: Database, clock: ManualClock) -> None:
+async def test_overview_counts_today_and_this_week(db: Database, clock: ManualClock, tmp_path: Path) -> None:
     """On both databases: PostgreSQL computes the latency percentiles itself."""
-    async with console_rig(db, clock) as rig:
+    async with console_rig(db, clock, tmp_path / "uploads") as rig:
         await _overview_figures(rig)
 
 
@@ -188,3 +195,96 @@ async def test_dead_letters_are_replayed_and_leave_the_list(rig: ConsoleRig, eve
     record = await rig.ledger.get(first)
     assert record is not None and record.status == "received"  # the service's recover loop answers it
     assert ("replay_all" if everything else "replay") in await rig.page("/console/audit")
+
+
+async def test_overview_counts_and_lists_hand_offs_unclaimed_past_the_sla(rig: ConsoleRig) -> None:
+    now = rig.clock.now()
+    late_conv, _ = await seed.conversation(rig.db, now - timedelta(hours=5), "late question")
+    await seed.handoff(rig.db, late_conv, now - timedelta(hours=5))  # 300 min > the 240 min SLA: late
+    recent_conv, _ = await seed.conversation(rig.db, now - timedelta(hours=1), "recent question")
+    await seed.handoff(rig.db, recent_conv, now - timedelta(hours=1))  # within the SLA
+    claimed_conv, _ = await seed.conversation(rig.db, now - timedelta(hours=6), "claimed question")
+    await seed.handoff(rig.db, claimed_conv, now - timedelta(hours=6), claimed=True)
+    await rig.login()
+    body = await rig.page("/console/")
+    late = body.split('id="late"')[1].split('id="p1"')[0]
+    assert 'Hand-offs past the SLA: <span class="error">1</span>' in late
+    assert f'href="/console/conversations/{late_conv}"' in late and "5 h" in late
+    assert f"/console/conversations/{recent_conv}" not in late and f"/console/conversations/{claimed_conv}" not in late
+
+
+async def test_reports_list_past_weeks_and_show_one_with_its_chart(rig: ConsoleRig) -> None:
+    archive = ReportArchive(rig.db, rig.clock)
+    png = b"\x89PNG\r\n\x1a\n" + b"chart"
+    for n in range(40, 45):  # five weeks, page size 3
+        await archive.save(f"2026-W{n}", f"Support report 2026-W{n}", f"{n * 10} inquiries {seed.HOSTILE}", "", png, n)
+    await rig.login(REVIEWER_KEY)  # reviewers read reports too
+    first = await rig.page("/console/reports")
+    assert "2026-W44" in first and "2026-W42" in first and "2026-W41" not in first
+    assert "2026-W41" in await rig.page("/console/reports?before=2026-W42")
+    one = await rig.page("/console/reports/2026-W43")
+    assert "430 inquiries" in one and "&lt;script&gt;" in one and "<script>alert" not in one
+    assert '<img src="/console/reports/2026-W43/chart.png" alt="Chart of week 2026-W43' in one
+    chart = await rig.client.get("/console/reports/2026-W43/chart.png")
+    assert chart.status == 200 and chart.content_type == "image/png" and await chart.read() == png
+    assert "img-src 'self'" in chart.headers["Content-Security-Policy"]
+    for missing in ("/console/reports/2026-W01", "/console/reports/nonsense", "/console/reports/2026-W01/chart.png"):
+        assert (await rig.client.get(missing)).status == 404, missing
+
+
+async def test_an_admin_pastes_or_uploads_a_page_and_it_is_kept_written_and_ingested(rig: ConsoleRig) -> None:
+    csrf = await rig.login(name="Dana")
+    pasted = await rig.client.post(
+        "/console/knowledge/pages",
+        data={"csrf": csrf, "title": "Office dogs!", "text": "The office dog is called Biscuit.", "url": ""},
+    )
+    body = await pasted.text()
+    assert pasted.status == 200 and "Ingested office-dogs.md: 1 files: 1 added" in body
+    page = rig.uploads / "office-dogs.md"
+    assert page.read_text() == "---\ntitle: Office dogs!\n---\n\nThe office dog is called Biscuit.\n"
+    assert rig.index.ingested == [[page.resolve()]]  # that file alone, at once
+
+    form = aiohttp.FormData({"csrf": csrf, "title": ""})
+    form.add_field("file", b"<html><title>Opening hours</title><p>8 to 18</p></html>", filename="Hours.HTM")
+    uploaded = await rig.client.post("/console/knowledge/pages", data=form)
+    assert uploaded.status == 200 and "Ingested hours.html" in await uploaded.text()
+    assert (rig.uploads / "hours.html").read_bytes().startswith(b"<html><title>Opening hours")
+    async with rig.db.sessions() as session:
+        audits = (await session.execute(select(AuditRow.action, AuditRow.target, AuditRow.detail))).tuples().all()
+    assert [(a, t, d["how"]) for a, t, d in audits if a == "page_ingested"] == [
+        ("page_ingested", "office-dogs.md", "paste"),
+        ("page_ingested", "hours.html", "upload"),
+    ]
+
+    big = aiohttp.FormData({"csrf": csrf})
+    big.add_field("file", b"x" * (MAX_PAGE_BYTES + 1), filename="huge.md")
+    too_big = await rig.client.post("/console/knowledge/pages", data=big)
+    assert too_big.status == 400 and "larger than 512 KB" in await too_big.text()
+    exe = aiohttp.FormData({"csrf": csrf})
+    exe.add_field("file", b"MZ", filename="tool.exe")
+    assert (await rig.client.post("/console/knowledge/pages", data=exe)).status == 400
+    empty = await rig.client.post("/console/knowledge/pages", data={"csrf": csrf, "title": "No text", "text": " "})
+    assert empty.status == 400 and "title and its text" in await empty.text()
+    assert len(rig.index.ingested) == 2  # nothing refused reached the index
+
+
+async def test_pasted_pages_are_written_again_before_a_sync_and_only_they(rig: ConsoleRig) -> None:
+    """Another replica (its own DATA_DIR) or a wiped folder: the sync writes every page from the database first,
+    so no sync ever sees a pasted page missing and deletes it; a stray file is removed."""
+    pages = PastedPages(PageStore(rig.db, rig.clock), rig.uploads, rig.index)
+    await pages.add("refunds.md", "# Refunds\n\nWithin 30 days.\n", "Dana (admin:abc)")
+    other = PastedPages(PageStore(rig.db, rig.clock), rig.uploads.parent / "replica-2", rig.index)
+    (rig.uploads.parent / "replica-2").mkdir()
+    (rig.uploads.parent / "replica-2" / "stray.md").write_text("# Not a page\n")
+    folder = await other.write_all()
+    assert sorted(p.name for p in folder.iterdir()) == ["refunds.md"]
+    assert (folder / "refunds.md").read_text() == "# Refunds\n\nWithin 30 days.\n"
+    with pytest.raises(ValueError):
+        await pages.add("../escape.md", "x", "Dana")
+
+
+async def test_reviewers_cannot_add_pages(rig: ConsoleRig) -> None:
+    csrf = await rig.login(REVIEWER_KEY)
+    assert "Add a page" not in await rig.page("/console/knowledge")
+    refused = await rig.client.post("/console/knowledge/pages", data={"csrf": csrf, "title": "t", "text": "x"})
+    assert refused.status == 403 and rig.index.ingested == []

@@ -71,6 +71,7 @@ async def test_retention_blanks_old_bodies_but_keeps_the_figures(bot: TestBot, c
     assert [t.text == REDACTED for t in turns] == [True, True, False, False]
     assert [t.outcome for t in turns[:2]] == ["", "answered"]  # outcomes, confidences, latencies stay for reports
     assert turns[1].confidence is not None
+    assert turns[1].passages == [] and turns[3].passages  # the uncited passages of the trace go with the text
     assert ANN not in await _dump(db)
     assert (await PrivacyStore(db).purge(clock.now() - timedelta(days=180)))["turns"] == 0  # idempotent
 

@@ -53,6 +53,8 @@ async def test_claude_answer_has_citations_usage_and_cost(
     assert "[7]" not in answer.text and "gone" not in answer.text  # a sentence citing no given passage is dropped
     assert [c.index for c in answer.citations] == [1]
     assert answer.citations[0].title == "Restoring files"
+    cited = {c.chunk_id for c in answer.citations}  # the trace keeps what else retrieval found, uncited
+    assert answer.passages and all(p.index == 0 and p.chunk_id not in cited and p.score for p in answer.passages)
     assert answer.usage.input_tokens == 1000 and answer.usage.output_tokens == 100
     assert answer.usage.cost_usd == pytest.approx((1000 * 3 + 100 * 15) / 1_000_000)
     assert set(answer.stage_ms) >= {"condense", "retrieve", "generate"}

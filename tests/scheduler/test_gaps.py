@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 
 from bot.store.db import Database
+from bot.store.reviews import ReviewStore
 from bot.store.tables import ConversationRow, FeedbackRow, TurnRow
 from knowledge.embedding import DEFAULT_MODEL, load_text_embedding
 from scheduler.config import ReportConfig
 from scheduler.gaps import GapBacklog, format_gaps, gaps_job
 from tests.conftest import ManualClock
+from tests.doubles import CountingEmbedder
 
 TOPICS: dict[str, list[tuple[str, str]]] = {  # question, how the bot handled it
     "gift card refund": [
@@ -215,3 +217,23 @@ async def test_gap_answered_by_new_documents_is_marked_covered(sqlite_db: Databa
     await job()
     channel, text, blocks = recorder.posts[0]
     assert channel == "C-GAPS" and len(blocks) == 1 + 4 and "VAT" in text
+
+
+async def test_a_reviewers_wrong_verdict_makes_a_gap_and_correct_takes_one_out(sqlite_db: Database) -> None:
+    """Verdicts from the console's review queue feed the backlog: a confident answer judged wrong is a gap at once
+    (alone: a person already judged it), and a low-confidence answer judged correct is not a candidate."""
+    clock = ManualClock(NOW - timedelta(minutes=30))  # reviewed half an hour ago
+    wrong = await _add_turn(sqlite_db, 1, "Do you ship to the Canary Islands?", "ok", NOW - timedelta(hours=2))
+    fine = await _add_turn(sqlite_db, 2, "How do I reset my password?", "low", NOW - timedelta(hours=1))
+    reviews = ReviewStore(sqlite_db, clock)
+    assert await reviews.record(wrong, "wrong", "Dana (admin:abc)", expected_source="shipping/islands.md")
+    assert await reviews.record(fine, "correct", "Dana (admin:abc)")
+    clock.current = NOW
+    backlog = GapBacklog(sqlite_db, clock, CountingEmbedder().embed)
+    assert [(c.turn_id, c.reason) for c in await backlog.candidates(NOW - timedelta(days=28), NOW)] == [
+        (wrong, "reviewed")
+    ]
+    run = await backlog.refresh()
+    assert run.new_gaps == 1
+    [gap] = await backlog.list()
+    assert gap.examples == ("Do you ship to the Canary Islands?",)

@@ -27,11 +27,12 @@ from bot.reports import REPORT_KIND
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.store.outbox import Outbox
+from bot.store.report_archive import ReportArchive
 from channels.slack.report import SlackReportPublisher, SlackReportSender
 from escalation.backlog import HandoffLog
 from scheduler.config import ReportConfig
 from scheduler.mail import ReportMailSender
-from scheduler.publish import build_report, deliver_report, report_key
+from scheduler.publish import build_report, deliver_report, report_key, weekly_report_job
 from scheduler.quality import person_wait
 from scheduler.render import CHART_CID
 from scheduler.report import parse_week
@@ -352,17 +353,6 @@ async def test_dry_run_prints_the_report_and_writes_the_chart(
         assert png.format == "PNG" and png.size == (1000, 600)
 
 
-async def test_quiet_week_is_an_honest_report(sqlite_db: Database) -> None:
-    rendered = await build_report(sqlite_db, ReportConfig(timezone="Europe/Berlin"), parse_week("2026-W30", UTC))
-    assert rendered.report.quiet and rendered.report.total.resolved_rate is None
-    assert "No inquiries this week." in rendered.text
-    assert "Median / p90" in rendered.text and "— / —" in rendered.text
-    assert rendered.png.startswith(b"\x89PNG\r\n\x1a\n")
-    outbox = Outbox(sqlite_db, ManualClock())
-    assert await deliver_report(rendered, ReportConfig(), outbox) == []  # nothing configured: nothing queued
-    assert await outbox.stats() == (0, 0.0, 0)
-
-
 async def test_a_slack_upload_that_fails_is_retried_without_posting_the_report_twice(sqlite_db: Database) -> None:
     """The report is posted, the chart upload fails (a crash between the two would look the same to the outbox):
     the retry uploads the chart and does not post the report again."""
@@ -407,3 +397,23 @@ async def test_time_to_a_person_counts_a_claim_or_the_first_agent_message_whiche
     assert (wait.handoffs, wait.waiting) == (4, 1)
     assert (wait.median_min, wait.p90_min) == (30, 90)
     assert wait.sla_breaches == 2  # c waited 90 min; d has waited a day
+
+
+async def test_quiet_week_is_an_honest_report_kept_for_the_console_though_sent_nowhere(sqlite_db: Database) -> None:
+    """The weekly job on a week without inquiries and no destination: an honest report, queued nowhere, and kept in
+    the report archive (the console's Reports page) all the same; a week built again replaces its entry."""
+    clock = ManualClock(datetime(2026, 7, 29, 9, 0, tzinfo=UTC))  # in 2026-W31: the last complete week is W30
+    archive = ReportArchive(sqlite_db, clock)
+    await archive.save("2026-W30", "A first build", "stale", "", b"", 1)
+    await archive.save("2026-W29", "Older", "older text", "", b"", 3)
+    outbox = Outbox(sqlite_db, clock)
+    done = await weekly_report_job(sqlite_db, ReportConfig(timezone="Europe/Berlin"), clock, outbox)()
+    assert done == "2026-W30 -> nowhere" and await outbox.stats() == (0, 0.0, 0)  # nothing configured: not queued
+    [entry, older] = await archive.recent(10)
+    assert entry.week == "2026-W30" and entry.has_chart and entry.inquiries == 0
+    assert "No inquiries this week." in entry.text
+    assert "Median / p90" in entry.text and "— / —" in entry.text
+    assert (older.week, older.has_chart) == ("2026-W29", False)
+    assert (await archive.chart("2026-W30")).startswith(b"\x89PNG\r\n\x1a\n")
+    assert await archive.get("2026-W28") is None and await archive.chart("2026-W29") == b""
+    assert [e.week for e in await archive.recent(10, before="2026-W30")] == ["2026-W29"]
