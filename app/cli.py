@@ -108,7 +108,6 @@ async def _serve(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from app.build import build_for_command  # lazy: loaded by the command that needs it
     paths = [Path(p).expanduser().resolve() for p in args.paths]  # noqa: ASYNC240  (a one-shot command, no loop to block)
     missing = [p for p in paths if not p.exists()]
     running = await _call_running_service(settings, "/api/admin/ingest", {"paths": [str(p) for p in paths]})
@@ -119,6 +118,8 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         # The summary printed below lists every skipped path with its reason; the same as log lines would only
         # bury the one line that says what went wrong.
         logging.getLogger("knowledge.ingest").setLevel(logging.ERROR)
+        from app.build import build_for_command  # lazy: not needed when the running service does the work
+
         async with build_for_command(settings) as ctx:  # the ingestion state lives in the database
             report = await ctx.knowledge().ingest(paths, progress=sys.stderr.isatty())
         summary, deleted = report.summary(), report.docs_deleted
@@ -136,12 +137,13 @@ def _no_index(settings: Settings) -> UsageError:
 
 
 async def _ask(args: argparse.Namespace, settings: Settings) -> int:
-    from app.build import build_for_command  # lazy: loaded by the command that needs it
     running = await _ask_running_service(settings, args.question)
     if running is not None:
         return _print_replies([reply_from_json(running)], args.json)
     if not settings.qdrant_url and not (settings.data_dir / "qdrant").is_dir():
         raise _no_index(settings)  # before anything is created there: a wrong directory stays untouched
+    from app.build import build_for_command  # lazy: not needed when the running service answers
+
     async with build_for_command(settings) as ctx:
         services = await ctx.wiring()
         msg = InboundMessage(
@@ -216,9 +218,14 @@ async def _ask_running_service(settings: Settings, question: str) -> dict[str, A
 
 
 async def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    if args.eval_kind == "export-verdicts":
+        from app.commands import export_verdicts_command  # lazy: loaded by the command that needs it
+
+        return await export_verdicts_command(settings, args.out)
+    if not (args.folder / "corpus.jsonl").is_file():
+        raise UsageError(f"{args.folder} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
     from app.build import knowledge_config  # lazy: loaded by the command that needs it
-    from app.commands import export_verdicts_command  # lazy: loaded by the command that needs it
-    from knowledge.eval import (  # lazy: loaded by the command that needs it
+    from knowledge.eval import (  # lazy: loaded by the command that needs it (after the folder is checked)
         fit_fusion,
         format_answer_report,
         format_eval_table,
@@ -226,10 +233,7 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
         run_answers_eval,
         run_retrieval_eval,
     )
-    if args.eval_kind == "export-verdicts":
-        return await export_verdicts_command(settings, args.out)
-    if not (args.folder / "corpus.jsonl").is_file():
-        raise UsageError(f"{args.folder} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+
     offline_environment()
     config = knowledge_config(settings)
     if args.eval_kind == "answers":
