@@ -26,7 +26,8 @@ from tests.cli import cli_env, run_cli
 from tests.doubles import ScriptedKnowledge
 from tests.fakes.anthropic_server import FakeAnthropic
 
-pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
+# real servers, subprocesses or long scenarios: not in the fast tier; ~20 processes in all: the file starts first
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 GOOD_KEY = "sk-ant-good-key-123456"
 BAD_KEY = "sk-ant-rejected-key-999"
