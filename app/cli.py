@@ -111,6 +111,9 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     paths = [Path(p).expanduser().resolve() for p in args.paths]  # noqa: ASYNC240  (a one-shot command, no loop to block)
     missing = [p for p in paths if not p.exists()]
     running = await _call_running_service(settings, "/api/admin/ingest", {"paths": [str(p) for p in paths]})
+    if running is None and len(missing) == len(paths) and not _has_index(settings):
+        # nothing to add and no index to remove it from: say so before anything is created under DATA_DIR
+        raise UsageError(f"no such file or folder: {', '.join(str(p) for p in missing)}")
     if running is not None:
         print(f"ingested by the running service at {running['service']}:", file=sys.stderr)
         summary, deleted = str(running["summary"]), int(running["docs_deleted"])
@@ -129,6 +132,11 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _has_index(settings: Settings) -> bool:
+    """An index may hold something: a Qdrant server, or the embedded index folder under DATA_DIR."""
+    return bool(settings.qdrant_url) or (settings.data_dir / "qdrant").is_dir()
+
+
 def _no_index(settings: Settings) -> UsageError:
     return UsageError(
         f"no knowledge base under DATA_DIR={settings.data_dir.resolve()}: run `supportbot ingest PATH` first, "
@@ -140,7 +148,7 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
     running = await _ask_running_service(settings, args.question)
     if running is not None:
         return _print_replies([reply_from_json(running)], args.json)
-    if not settings.qdrant_url and not (settings.data_dir / "qdrant").is_dir():
+    if not _has_index(settings):
         raise _no_index(settings)  # before anything is created there: a wrong directory stays untouched
     from app.build import build_for_command  # lazy: not needed when the running service answers
 

@@ -119,7 +119,8 @@ def test_command_mistakes_are_one_line(args: list[str], expected: str, tmp_path:
     assert expected in _one_line(result.stderr)
     if args[0] == "ask":
         assert "supportbot ingest PATH" in result.stderr
-        assert not (tmp_path / "var").exists()  # asking in the wrong place creates no empty DATA_DIR
+    if args[0] in ("ask", "ingest"):
+        assert not (tmp_path / "var").exists()  # a command in the wrong place creates no empty DATA_DIR
 
 
 @pytest.fixture
