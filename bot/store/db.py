@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -95,9 +97,6 @@ async def _upgrade(conn: AsyncConnection) -> None:
 
 
 def _run_alembic(connection: Connection) -> None:
-    from alembic import command  # lazy: Alembic is half of what the CLI imports, and only migrating needs it
-    from alembic.config import Config  # lazy: as above
-
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
