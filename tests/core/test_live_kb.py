@@ -42,7 +42,7 @@ def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310
             return bool(resp.status == 200)
-    except (urllib.error.URLError, ConnectionError):
+    except (urllib.error.URLError, OSError):  # refused, or a busy service that did not answer in time
         return False
 
 
