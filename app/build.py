@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.process import offline_environment
 from app.settings import Settings, secret
@@ -47,18 +47,17 @@ from bot.store.mailboxes import MailboxStore
 from bot.store.outbox import Outbox
 from bot.store.pages import PageStore
 from bot.store.threads import ThreadStore
-from channels.email import EmailChannel, EmailConfig, PollerPorts
-from channels.email.sender import EmailSender
-from channels.slack import SlackChannel, SlackConfig
-from channels.slack.client import build_web_client
-from channels.slack.report import SlackReportPublisher, SlackReportSender
 from escalation import EscalationConfig, EscalationService, TicketBackendConfig, build_escalation
-from escalation.intent import EmbeddingIntentClassifier
-from knowledge import KnowledgeService, build_knowledge
 from knowledge.config import KnowledgeConfig
 from knowledge.pasted import UPLOADS, PastedPages
-from scheduler.mail import ReportMailSender
 
+# Channels, the knowledge engine and the intent classifier are imported where they are built (`# lazy:` below):
+# together they take seconds to import (LlamaIndex, Qdrant, ONNX, the Slack SDK), and a one-shot command, a test
+# runner with a scripted engine or a start that fails on a bad setting builds none or only some of them.
+if TYPE_CHECKING:
+    from channels.email import EmailChannel, EmailConfig
+    from channels.slack import SlackChannel, SlackConfig
+    from knowledge import KnowledgeService
 
 def open_database(settings: Settings) -> Database:
     return Database(settings.resolved_database_url)
@@ -101,6 +100,8 @@ def knowledge_config(settings: Settings) -> KnowledgeConfig:
 def build_knowledge_engine(settings: Settings, db: Database, spend: SpendMeter | None = None) -> KnowledgeService:
     """The knowledge engine, its ingestion state in `db` (shared by every replica); `spend` (the conversation
     store) enforces LLM_DAILY_BUDGET_USD across replicas."""
+    from knowledge import build_knowledge  # lazy: LlamaIndex, Qdrant and ONNX, only for a command that needs them
+
     offline_environment()
     states = DocumentStateStore(db, SystemClock(), settings.qdrant_collection)
     return build_knowledge(knowledge_config(settings), spend=spend, states=states, holder=replica_name(settings))
@@ -164,7 +165,7 @@ async def build_service(
         knowledge, index, embedder = engine, engine, engine
     escalation = build_escalation_service(settings, db, clock, outbox, conversations) if with_escalation else None
     if intent is None:
-        intent = EmbeddingIntentClassifier(embedder) if embedder is not None else RuleClassifier()
+        intent = embedding_intent(embedder) if embedder is not None else RuleClassifier()
     service = ConversationService(
         knowledge,
         conversations,
@@ -204,6 +205,13 @@ def pasted_pages(settings: Settings, db: Database, clock: Clock, index: Knowledg
     return PastedPages(PageStore(db, clock), (settings.data_dir / UPLOADS).resolve(), index)
 
 
+def embedding_intent(embedder: Embedder) -> IntentClassifier:
+    """Requests for a person read by the embedding classifier over the engine's model."""
+    from escalation.intent import EmbeddingIntentClassifier  # lazy: NumPy, only next to a real engine
+
+    return EmbeddingIntentClassifier(embedder)
+
+
 def replica_name(settings: Settings) -> str:
     """Stable across restarts of this process (same host, same DATA_DIR), so a restart after a crash takes its
     mailbox lease and its ingestion claims back at once instead of waiting for them to expire; others still wait."""
@@ -212,6 +220,8 @@ def replica_name(settings: Settings) -> str:
 
 def slack_config(settings: Settings) -> SlackConfig:
     """The Slack channel's frozen config from the settings (SLACK_*)."""
+    from channels.slack import SlackConfig  # lazy: the Slack SDK, only when Slack is on
+
     return SlackConfig(
         bot_token=secret(settings.slack_bot_token),
         app_token=secret(settings.slack_app_token),
@@ -231,6 +241,8 @@ def slack_config(settings: Settings) -> SlackConfig:
 def build_slack(w: Wiring, **options: Any) -> SlackChannel:
     """The Slack channel on the core's narrow ports (Socket Mode with SLACK_APP_TOKEN, else HTTP events);
     `options`: a test's web client or retry policy."""
+    from channels.slack import SlackChannel  # lazy: the Slack SDK, only when Slack is on
+
     return SlackChannel(
         slack_config(w.settings),
         intake=w.pipeline,
@@ -246,9 +258,15 @@ def report_senders(settings: Settings, outbox: Outbox) -> dict[Channel, ReplySen
     when REPORT_EMAIL, SMTP_HOST and SUPPORT_ADDRESS are set (IMAP is not needed to send it)."""
     senders: dict[Channel, ReplySender] = {}
     if settings.slack_enabled and settings.slack_report_channel:
+        from channels.slack.client import build_web_client  # lazy: the Slack SDK, only when Slack is on
+        from channels.slack.report import SlackReportPublisher, SlackReportSender  # lazy: as above
+
         publisher = SlackReportPublisher(build_web_client(slack_config(settings)))
         senders[Channel.SLACK] = SlackReportSender(publisher, outbox)
     if settings.report_email and settings.smtp_host and settings.support_address:
+        from channels.email.sender import EmailSender  # lazy: the email channel, only when a report is mailed
+        from scheduler.mail import ReportMailSender  # lazy: as above
+
         transport = EmailSender(email_config(settings), outbox)
         senders[Channel.EMAIL] = ReportMailSender(transport, outbox, settings.support_address)
     return senders
@@ -256,6 +274,7 @@ def report_senders(settings: Settings, outbox: Outbox) -> dict[Channel, ReplySen
 
 def email_config(settings: Settings, **overrides: Any) -> EmailConfig:
     """The email channel's frozen config from the settings (`overrides`: a test's timeouts or limits)."""
+    from channels.email import EmailConfig  # lazy: the email channel, only when email is on
     values: dict[str, Any] = {
         "imap_host": settings.imap_host,
         "imap_port": settings.imap_port,
@@ -294,6 +313,8 @@ def sender_limits(settings: Settings) -> SenderLimits:
 
 def build_email(w: Wiring, *, holder: str | None = None, **options: Any) -> EmailChannel:
     """The email channel on the core's narrow ports (`options`: TLS contexts, or `EmailConfig` overrides)."""
+    from channels.email import EmailChannel, PollerPorts  # lazy: the email channel, only when email is on
+
     tls = {k: options.pop(k) for k in ("imap_tls", "smtp_tls") if k in options}
     ports = PollerPorts(
         intake=w.pipeline,
@@ -371,7 +392,7 @@ class CommandContext:
                 knowledge=engine,
                 clock=self.clock,
                 migrate=False,
-                intent=EmbeddingIntentClassifier(engine),
+                intent=embedding_intent(engine),
             )
             self._wiring = dataclasses.replace(built, index=engine, embedder=engine)
         return self._wiring

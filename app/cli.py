@@ -103,17 +103,17 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _serve(_args: argparse.Namespace, settings: Settings) -> int:
     from app.serve import serve  # lazy: loaded by the command that needs it
-
     await serve(settings)
     return 0
 
 
 async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from app.build import build_for_command  # lazy: loaded by the command that needs it
-
     paths = [Path(p).expanduser().resolve() for p in args.paths]  # noqa: ASYNC240  (a one-shot command, no loop to block)
     missing = [p for p in paths if not p.exists()]
     running = await _call_running_service(settings, "/api/admin/ingest", {"paths": [str(p) for p in paths]})
+    if running is None and len(missing) == len(paths) and not _has_index(settings):
+        # nothing to add and no index to remove it from: say so before anything is created under DATA_DIR
+        raise UsageError(f"no such file or folder: {', '.join(str(p) for p in missing)}")
     if running is not None:
         print(f"ingested by the running service at {running['service']}:", file=sys.stderr)
         summary, deleted = str(running["summary"]), int(running["docs_deleted"])
@@ -121,6 +121,8 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         # The summary printed below lists every skipped path with its reason; the same as log lines would only
         # bury the one line that says what went wrong.
         logging.getLogger("knowledge.ingest").setLevel(logging.ERROR)
+        from app.build import build_for_command  # lazy: not needed when the running service does the work
+
         async with build_for_command(settings) as ctx:  # the ingestion state lives in the database
             report = await ctx.knowledge().ingest(paths, progress=sys.stderr.isatty())
         summary, deleted = report.summary(), report.docs_deleted
@@ -128,6 +130,11 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     if missing and not deleted:
         raise UsageError(f"no such file or folder: {', '.join(str(p) for p in missing)}")
     return 0
+
+
+def _has_index(settings: Settings) -> bool:
+    """An index may hold something: a Qdrant server, or the embedded index folder under DATA_DIR."""
+    return bool(settings.qdrant_url) or (settings.data_dir / "qdrant").is_dir()
 
 
 def _no_index(settings: Settings) -> UsageError:
@@ -138,13 +145,13 @@ def _no_index(settings: Settings) -> UsageError:
 
 
 async def _ask(args: argparse.Namespace, settings: Settings) -> int:
-    from app.build import build_for_command  # lazy: loaded by the command that needs it
-
     running = await _ask_running_service(settings, args.question)
     if running is not None:
         return _print_replies([reply_from_json(running)], args.json)
-    if not settings.qdrant_url and not (settings.data_dir / "qdrant").is_dir():
+    if not _has_index(settings):
         raise _no_index(settings)  # before anything is created there: a wrong directory stays untouched
+    from app.build import build_for_command  # lazy: not needed when the running service answers
+
     async with build_for_command(settings) as ctx:
         services = await ctx.wiring()
         msg = InboundMessage(
@@ -219,9 +226,14 @@ async def _ask_running_service(settings: Settings, question: str) -> dict[str, A
 
 
 async def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    if args.eval_kind == "export-verdicts":
+        from app.commands import export_verdicts_command  # lazy: loaded by the command that needs it
+
+        return await export_verdicts_command(settings, args.out)
+    if not (args.folder / "corpus.jsonl").is_file():
+        raise UsageError(f"{args.folder} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
     from app.build import knowledge_config  # lazy: loaded by the command that needs it
-    from app.commands import export_verdicts_command  # lazy: loaded by the command that needs it
-    from knowledge.eval import (  # lazy: loaded by the command that needs it
+    from knowledge.eval import (  # lazy: loaded by the command that needs it (after the folder is checked)
         fit_fusion,
         format_answer_report,
         format_eval_table,
@@ -230,10 +242,6 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
         run_retrieval_eval,
     )
 
-    if args.eval_kind == "export-verdicts":
-        return await export_verdicts_command(settings, args.out)
-    if not (args.folder / "corpus.jsonl").is_file():
-        raise UsageError(f"{args.folder} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
     offline_environment()
     config = knowledge_config(settings)
     if args.eval_kind == "answers":
@@ -253,13 +261,11 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _doctor(_args: argparse.Namespace, settings: Settings) -> int:
     from app.doctor import run_doctor  # lazy: loaded by the command that needs it
-
     return await run_doctor(settings)
 
 
 async def _db(_args: argparse.Namespace, settings: Settings) -> int:
     from app.build import build_for_command  # lazy: loaded by the command that needs it
-
     async with build_for_command(settings):
         pass  # entering migrates
     print(f"database at {safe_url(settings.resolved_database_url)} is up to date")
@@ -268,37 +274,31 @@ async def _db(_args: argparse.Namespace, settings: Settings) -> int:
 
 async def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import replay_command  # lazy: loaded by the command that needs it
-
     return await replay_command(settings, ids=args.id, everything=args.all)
 
 
 async def _report(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import report_command  # lazy: loaded by the command that needs it
-
     return await report_command(settings, week=args.week, dry_run=args.dry_run, out=args.out)
 
 
 async def _gaps(_args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import gaps_command  # lazy: loaded by the command that needs it
-
     return await gaps_command(settings)
 
 
 async def _tickets(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import tickets_command  # lazy: loaded by the command that needs it
-
     return await tickets_command(settings, limit=args.limit)
 
 
 async def _forget(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import forget_command  # lazy: loaded by the command that needs it
-
     return await forget_command(settings, args.who)
 
 
 async def _job(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import job_command  # lazy: loaded by the command that needs it
-
     return await job_command(settings, args.name)
 
 

@@ -8,18 +8,21 @@ from __future__ import annotations
 import gc
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.settings import Settings
 from app.wiring import Wiring
 from bot.ports import Clock, Embedder, KnowledgeEngine
 from bot.store.db import Database
 from bot.store.privacy import PrivacyStore
-from channels.slack import SlackChannel
 from scheduler.backlog import BacklogConfig, backlog_digest_job
 from scheduler.config import ReportConfig, RetryPolicy, SchedulerConfig
 from scheduler.gaps import GapBacklog, confident_with, gaps_job
 from scheduler.jobs import JobFn
 from scheduler.publish import weekly_report_job
+
+if TYPE_CHECKING:
+    from channels.slack import SlackChannel  # only a type here: the Slack SDK loads with the channel that uses it
 
 
 def scheduler_config(settings: Settings) -> SchedulerConfig:

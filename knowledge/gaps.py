@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
 
 DEFAULT_DISTANCE = (
     0.65  # average cosine distance within a topic; MiniLM keeps 5 distinct seeded topics apart at 0.6-0.8
@@ -51,6 +50,8 @@ def cluster_questions(
     if len(unit) == 1:
         labels = np.zeros(1, dtype=int)
     else:
+        from sklearn.cluster import AgglomerativeClustering  # lazy: scikit-learn and SciPy take seconds to import
+
         model = AgglomerativeClustering(
             n_clusters=None, metric="cosine", linkage="average", distance_threshold=distance_threshold
         )

@@ -20,6 +20,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding a `long` test run first (whole files, in their own order, so module fixtures are built once):
+    with `--dist loadfile --no-loadscope-reorder` (scripts/test) each worker takes the next file when it is free,
+    so the long files spread over the workers at the start and the run does not end waiting on one of them."""
+    long_files = {item.path for item in items if item.get_closest_marker("long")}
+    items.sort(key=lambda item: item.path not in long_files)  # stable: the order inside each group stays
+
+
 class ManualClock:
     """A clock tests move by hand (implements bot.ports.Clock)."""
 

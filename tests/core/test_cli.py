@@ -26,6 +26,7 @@ def _cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     return run_cli(*args, data_dir=data_dir)
 
 
+@pytest.mark.long
 def test_operator_commands_end_to_end(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()

@@ -116,6 +116,7 @@ async def test_sigkill_between_decided_and_sent_resends_exactly_once(
 SLACK_ANSWERS = 200
 
 
+@pytest.mark.long
 async def test_slack_answers_over_two_sigkills_are_posted_once(tmp_path: Path) -> None:
     """The real Slack sender against the fake Slack, SIGKILLed twice while posting: every thread gets its answer,
     and a reply posted just before a kill is found in its thread (metadata) instead of being posted again."""

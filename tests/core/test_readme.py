@@ -44,6 +44,7 @@ def _copy_repository(target: Path) -> None:
             shutil.copy2(source, target / name)
 
 
+@pytest.mark.long
 def test_the_quick_start_works_as_written(tmp_path: Path) -> None:
     run_block, commands = _quick_start()
     assert run_block == "./scripts/run"

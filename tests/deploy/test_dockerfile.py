@@ -162,6 +162,7 @@ def test_the_lock_export_the_builder_runs_pins_everything_with_hashes(stages: li
     assert "supportbot" not in requirements
 
 
+@pytest.mark.long
 def test_the_build_time_warm_up_loads_the_model_offline(stages: list[Stage], tmp_path: Path) -> None:
     runs = _stage(stages, "builder").all("RUN")
     warmup = next(r for r in runs if "load_text_embedding" in r)

@@ -151,6 +151,7 @@ def exposed(service: RunningService) -> set[str]:
     return names
 
 
+@pytest.mark.long
 def test_metrics_used_by_alerts_and_dashboard_exist(exposed: set[str]) -> None:
     used = used_metric_names()
     assert len(used) >= 20

@@ -13,6 +13,7 @@ from tests.email.dovecot import DovecotServer
 pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_sigkill_twice_every_email_answered_exactly_once(
     dovecot: DovecotServer, smtp: SmtpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -27,6 +27,7 @@ ANSWER_FLOORS = {"source_hit": 0.85, "fact_rate": 0.35, "held_out_abstention": 0
 CONFIDENTLY_WRONG_CEILING = 0.30
 
 
+@pytest.mark.long
 async def test_sample_set_stays_above_its_floors(make_settings: Callable[..., KnowledgeConfig]) -> None:
     data = load_beir(SAMPLE_SET)
     config = make_settings()

@@ -132,6 +132,7 @@ FACTS: list[tuple[str, Callable[[str], bool]]] = [
 ]
 
 
+@pytest.mark.long
 @pytest.mark.slow  # indexes the sample knowledge base
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("question", "states_fact"), FACTS, ids=["refund-14-days", "invite-7-days", "api-600"])

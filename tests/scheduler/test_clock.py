@@ -254,6 +254,7 @@ async def _simulate(
     return leaders, dbs
 
 
+@pytest.mark.long
 async def test_two_schedulers_on_postgres_run_each_period_exactly_once(pg_url: str) -> None:
     clock = ManualClock(datetime(2026, 11, 16, 10, 0, tzinfo=UTC))
     calls = Calls(clock, failures={"weekly_report": 1})  # the first report fails and is retried 20 s later

@@ -34,6 +34,7 @@ async def test_report_failure_raises_a_delivery_error(harness: SlackHarness) -> 
         await harness.channel.post_report("C0GONE", "Weekly report", [], None, "r.png")
 
 
+@pytest.mark.long
 @pytest.mark.slow  # a CLI process
 async def test_the_report_command_delivers_without_a_channel_or_an_engine(
     fake_slack: FakeSlack, tmp_path: Path

@@ -46,6 +46,7 @@ def bot_message(n: int) -> dict[str, Any]:
     return body
 
 
+@pytest.mark.long
 @pytest.mark.parametrize(("database", "replicas"), [("sqlite", 1), ("postgres", 2)])
 async def test_200_mentions_are_answered_exactly_once(
     database: str, replicas: int, tmp_path: Path, fake_slack: FakeSlack, clock: ManualClock
