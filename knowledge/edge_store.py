@@ -79,8 +79,7 @@ class EdgeVectorStore(BasePydanticVectorStore):
                 DENSE_VECTOR: node.get_embedding(),
                 SPARSE_VECTOR: qe.SparseVector(list(sparse.indices), list(sparse.values)),
             }
-            payload = node_to_metadata_dict(node, remove_text=False, flat_metadata=self.flat_metadata)
-            points.append(qe.Point(node.node_id, vector, payload))
+            points.append(qe.Point(node.node_id, vector, point_payload(node)))
         with self._lock:
             for start in range(0, len(points), 256):
                 self._shard.update(qe.UpdateOperation.upsert_points(points[start : start + 256]))
@@ -232,6 +231,15 @@ class _ReopenGate:
             with self._condition:
                 self._reopening = False
                 self._condition.notify_all()
+
+
+def point_payload(node: BaseNode) -> dict[str, Any]:
+    """What a point stores besides its vectors: the payload `llama-index-vector-stores-qdrant` writes."""
+    return node_to_metadata_dict(node, remove_text=False, flat_metadata=False)
+
+
+def release_free_memory() -> None:
+    pass
 
 
 def _open_shard(path: Path, dimensions: int) -> Any:
