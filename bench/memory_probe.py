@@ -33,6 +33,7 @@ REAL_VECTORS = 256
 ARTICLES = 400
 QUESTIONS = 60
 CATEGORIES = ("billing", "backup", "admin")
+TRACED_POINTS = 2_000
 
 
 def memory_now() -> dict[str, float]:
@@ -71,9 +72,20 @@ class Stages:
     def __init__(self) -> None:
         self.figures: dict[str, float] = {}
 
+    def peak(self) -> float:
+        return max(value for name, value in self.figures.items() if name.startswith("peak_"))
+
     def mark(self, stage: str) -> None:
+        """Memory now, and the peak RSS since the previous mark (the kernel's high-water mark, then reset)."""
         for part, value in memory_now().items():
             self.figures[f"{part}_{stage}_mb"] = round(value, 1)
+        status = Path("/proc/self/status").read_text()
+        peak = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), "nan")
+        self.figures[f"peak_{stage}_mb"] = round(float(peak) / 1e3, 1)
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        except OSError:
+            pass
 
 
 def articles(folder: Path, count: int, rng: random.Random) -> Path:
@@ -103,10 +115,10 @@ def build(size: int, folder: Path) -> dict[str, float]:
     # lazy: every import below is measured: the first figure is RSS after them, in this fresh process
     import numpy as np
     import qdrant_edge as qe
-    from llama_index.core.schema import MetadataMode, NodeRelationship, RelatedNodeInfo
+    from llama_index.core.schema import MetadataMode
 
     from knowledge.config import KnowledgeConfig
-    from knowledge.edge_store import EdgeVectorStore, point_payload, release_free_memory
+    from knowledge.edge_store import EdgeVectorStore, release_free_memory
     from knowledge.embedding import FastEmbedEmbedding, load_text_embedding
     from knowledge.fusion import DENSE_VECTOR, SPARSE_VECTOR
     from knowledge.sparse import Bm25Encoder
@@ -118,50 +130,66 @@ def build(size: int, folder: Path) -> dict[str, float]:
     stages.mark("model")
     chunks = real_chunks(articles(folder / "kb", ARTICLES, random.Random(7)), settings.data_dir)
     texts = [chunk.get_content(metadata_mode=MetadataMode.EMBED) for chunk in chunks[:REAL_VECTORS]]
+    stages.mark("chunked")
     started = time.perf_counter()
     real = np.asarray(embedder.embed_texts(texts), dtype=np.float32)
     figures = {"real_chunks": float(len(chunks)), "embed_chunks_per_s": len(texts) / (time.perf_counter() - started)}
     stages.mark("embedded_sample")
     encoder = Bm25Encoder()
     store = EdgeVectorStore(folder / "store", real.shape[1], encoder)
+    templates = [_template(chunk, encoder) for chunk in chunks]
     noise = np.random.default_rng(11)
     tracemalloc.start()
     started = time.perf_counter()
     batch = []
     for number in range(size):
-        template = chunks[number % len(chunks)]
-        copy = template.model_copy(update={"id_": f"chunk-{number}"})
-        copy.relationships = dict(template.relationships)
-        source = template.relationships[NodeRelationship.SOURCE]
-        copy.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(
-            node_id=f"{source.node_id}#{number // len(chunks)}", metadata=source.metadata, hash=source.hash
-        )
+        payload, sparse = _copy(templates[number % len(templates)], number, number // len(templates))
         vector = real[number % len(real)] + noise.standard_normal(real.shape[1], dtype=np.float32) * 0.017
         vector /= np.linalg.norm(vector)
-        sparse = encoder.document(copy.get_content(metadata_mode=MetadataMode.EMBED))
-        named = {DENSE_VECTOR: vector.tolist(), SPARSE_VECTOR: qe.SparseVector(list(sparse.indices), list(sparse.values))}
-        batch.append(qe.Point(number + 1, named, point_payload(copy)))
-        if len(batch) == 1000:
+        named = {DENSE_VECTOR: vector.tolist(), SPARSE_VECTOR: sparse}
+        batch.append(qe.Point(_point_id(number), named, payload))
+        if len(batch) == 256:  # the store's own batch size
             store.client.update(qe.UpdateOperation.upsert_points(batch))
             batch = []
+        if number == TRACED_POINTS:  # tracing every allocation slows the load tenfold: a sample is enough
+            figures["python_heap_peak_first_points_mb"] = tracemalloc.get_traced_memory()[1] / 1e6
+            tracemalloc.stop()
     if batch:
         store.client.update(qe.UpdateOperation.upsert_points(batch))
-    figures["python_heap_peak_during_load_mb"] = tracemalloc.get_traced_memory()[1] / 1e6
     tracemalloc.stop()
     figures["load_s"] = time.perf_counter() - started
     stages.mark("loaded")
-    started = time.perf_counter()
-    store.client.optimize()
-    figures["index_s"] = time.perf_counter() - started
-    stages.mark("indexed")
+    store.flush()  # what the ingest does at its end (it never runs the shard's optimizer: the segment stays plain)
     release_free_memory()
-    stages.mark("released")
-    store.reload()  # what a sync that deleted chunks does
+    stages.mark("flushed")
+    store.reload()  # what an ingest that deleted chunks does next
     stages.mark("reopened")
     figures.update(_queries(store, embedder, stages))
-    figures["peak_rss_mb"] = _peak_mb()
     store.close()
-    return stages.figures | figures
+    return stages.figures | figures | {"peak_rss_mb": stages.peak()}
+
+
+def _template(chunk: Any, encoder: Any) -> tuple[dict[str, Any], Any, str, str]:
+    """A chunk's payload and sparse vector, computed once and copied for every point made from it."""
+    import qdrant_edge as qe
+    from llama_index.core.schema import MetadataMode
+
+    from knowledge.edge_store import point_payload
+
+    sparse = encoder.document(chunk.get_content(metadata_mode=MetadataMode.EMBED))
+    return point_payload(chunk), qe.SparseVector(list(sparse.indices), list(sparse.values)), chunk.node_id, chunk.ref_doc_id
+
+
+def _point_id(number: int) -> str:
+    return f"00000000-0000-4000-8000-{number:012d}"  # a UUID, as LlamaIndex node ids are
+
+
+def _copy(template: tuple[dict[str, Any], Any, str, str], number: int, copy: int) -> tuple[dict[str, Any], Any]:
+    """The payload `point_payload` gives the chunk's copy `number` in document copy `copy` (same text, own ids)."""
+    payload, sparse, node_id, doc_id = template
+    document = f"{doc_id}#{copy}"
+    content = payload["_node_content"].replace(node_id, _point_id(number)).replace(json.dumps(doc_id)[1:-1], document)
+    return {**payload, "_node_content": content, "doc_id": document, "document_id": document, "ref_doc_id": document}, sparse
 
 
 def serve(folder: Path) -> dict[str, float]:
@@ -183,9 +211,8 @@ def serve(folder: Path) -> dict[str, float]:
     figures = {"open_s": time.perf_counter() - started}
     stages.mark("opened")
     figures.update(_queries(store, embedder, stages))
-    figures["peak_rss_mb"] = _peak_mb()
     store.close()
-    return stages.figures | figures
+    return stages.figures | figures | {"peak_rss_mb": stages.peak()}
 
 
 def _queries(store: Any, embedder: Any, stages: Stages) -> dict[str, float]:
@@ -208,12 +235,6 @@ def _queries(store: Any, embedder: Any, stages: Stages) -> dict[str, float]:
     stages.mark("after_queries")
     summary = timer.summary()
     return {"search_p50_ms": summary["p50_ms"], "search_p95_ms": summary["p95_ms"]}
-
-
-def _peak_mb() -> float:
-    import resource
-
-    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3)  # Linux: kilobytes
 
 
 if __name__ == "__main__":
