@@ -18,6 +18,7 @@ ingest throughput is measured with the real pipeline on a smaller sample by `ben
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import random
@@ -34,6 +35,8 @@ ARTICLES = 400
 QUESTIONS = 60
 CATEGORIES = ("billing", "backup", "admin")
 TRACED_POINTS = 2_000
+MALLINFO2_FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks")
+MALLINFO2_FIELDS += ("fsmblks", "uordblks", "fordblks", "keepcost")
 
 
 def memory_now() -> dict[str, float]:
@@ -53,9 +56,7 @@ def memory_now() -> dict[str, float]:
 
 def _malloc_in_use_mb() -> float:
     class Mallinfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks")] + [
-            (name, ctypes.c_size_t) for name in ("fsmblks", "uordblks", "fordblks", "keepcost")
-        ]
+        _fields_ = [(name, ctypes.c_size_t) for name in MALLINFO2_FIELDS]
 
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -82,10 +83,8 @@ class Stages:
         status = Path("/proc/self/status").read_text()
         peak = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), "nan")
         self.figures[f"peak_{stage}_mb"] = round(float(peak) / 1e3, 1)
-        try:
+        with contextlib.suppress(OSError):
             Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-        except OSError:
-            pass
 
 
 def articles(folder: Path, count: int, rng: random.Random) -> Path:
@@ -118,9 +117,10 @@ def build(size: int, folder: Path) -> dict[str, float]:
     from llama_index.core.schema import MetadataMode
 
     from knowledge.config import KnowledgeConfig
-    from knowledge.edge_store import EdgeVectorStore, release_free_memory
+    from knowledge.edge_store import EdgeVectorStore
     from knowledge.embedding import FastEmbedEmbedding, load_text_embedding
     from knowledge.fusion import DENSE_VECTOR, SPARSE_VECTOR
+    from knowledge.heap import release_free_memory
     from knowledge.sparse import Bm25Encoder
 
     stages.mark("imports")
@@ -159,9 +159,12 @@ def build(size: int, folder: Path) -> dict[str, float]:
     tracemalloc.stop()
     figures["load_s"] = time.perf_counter() - started
     stages.mark("loaded")
-    store.flush()  # what the ingest does at its end (it never runs the shard's optimizer: the segment stays plain)
-    release_free_memory()
+    started = time.perf_counter()
+    store.flush()  # what the ingest does at its end: durable writes, then the shard's optimizer (HNSW)
+    figures["flush_and_index_s"] = time.perf_counter() - started
     stages.mark("flushed")
+    release_free_memory()  # and then this
+    stages.mark("released")
     store.reload()  # what an ingest that deleted chunks does next
     stages.mark("reopened")
     figures.update(_queries(store, embedder, stages))
@@ -177,7 +180,8 @@ def _template(chunk: Any, encoder: Any) -> tuple[dict[str, Any], Any, str, str]:
     from knowledge.edge_store import point_payload
 
     sparse = encoder.document(chunk.get_content(metadata_mode=MetadataMode.EMBED))
-    return point_payload(chunk), qe.SparseVector(list(sparse.indices), list(sparse.values)), chunk.node_id, chunk.ref_doc_id
+    vector = qe.SparseVector(list(sparse.indices), list(sparse.values))
+    return point_payload(chunk), vector, chunk.node_id, str(chunk.ref_doc_id)
 
 
 def _point_id(number: int) -> str:
@@ -189,7 +193,8 @@ def _copy(template: tuple[dict[str, Any], Any, str, str], number: int, copy: int
     payload, sparse, node_id, doc_id = template
     document = f"{doc_id}#{copy}"
     content = payload["_node_content"].replace(node_id, _point_id(number)).replace(json.dumps(doc_id)[1:-1], document)
-    return {**payload, "_node_content": content, "doc_id": document, "document_id": document, "ref_doc_id": document}, sparse
+    ids = {"doc_id": document, "document_id": document, "ref_doc_id": document}
+    return {**payload, "_node_content": content, **ids}, sparse
 
 
 def serve(folder: Path) -> dict[str, float]:

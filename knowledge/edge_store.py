@@ -10,7 +10,6 @@ Calls block; async methods run them in a worker thread.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -122,8 +121,13 @@ class EdgeVectorStore(BasePydanticVectorStore):
             return int(self._shard.count(qe.CountRequest(exact=True, filter=condition)))
 
     def flush(self) -> None:
+        """Make the writes durable, then run the shard's optimizer. qdrant-edge has no background optimizer: without
+        this every point stays in one plain appendable segment, searched by full scan (p95 ~0.5 s at 100k chunks)
+        and loaded whole into RAM on open. Optimized segments carry the HNSW graph and keep vectors and payloads in
+        memory-mapped files. Returns at once when the segments are already optimal (a small KB stays plain)."""
         with self._lock:
             self._shard.flush()
+            self._shard.optimize()
 
     def reload(self) -> None:
         """Reopen the shard after deletes or overwrites: qdrant-edge keeps deleted points in the sparse vector's
@@ -237,19 +241,6 @@ class _ReopenGate:
 def point_payload(node: BaseNode) -> dict[str, Any]:
     """What a point stores besides its vectors: the payload `llama-index-vector-stores-qdrant` writes."""
     return node_to_metadata_dict(node, remove_text=False, flat_metadata=False)
-
-
-def release_free_memory() -> None:
-    """Give the C heap's free pages back to the OS (glibc `malloc_trim(0)`, all arenas). The Qdrant engine and
-    onnxruntime allocate with the system malloc from many threads; what an ingest frees stays mapped in those
-    threads' arenas until trimmed. A no-op where there is no glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim.argtypes = [ctypes.c_size_t]
-    trim(0)
 
 
 def _open_shard(path: Path, dimensions: int) -> Any:

@@ -36,6 +36,7 @@ from llama_index.core.vector_stores.types import BasePydanticVectorStore
 
 from bot.ports import DocumentState, DocumentStates, Embedder
 from knowledge.chunking import node_parsers
+from knowledge.heap import release_free_memory
 from knowledge.readers import SUPPORTED, Origin, SkipFile, read_file
 
 log = structlog.get_logger(__name__)
@@ -175,6 +176,7 @@ class Ingestor:
         await asyncio.to_thread(self._counting.flush)
         if tally.chunks_deleted or tally.repaired:
             await asyncio.to_thread(self._counting.reload)
+        await asyncio.to_thread(release_free_memory)  # the engine's and the model's freed buffers, back to the OS
         for item in skipped:
             log.warning("knowledge.ingest_skipped", path=item.path, reason=item.reason)
         report = IngestReport(
