@@ -60,21 +60,16 @@ def default_model_dir(data_dir: Path) -> Path:
 
 
 def load_text_embedding(model_name: str, data_dir: Path, threads: int | None = None) -> Any:
-    """A fastembed `TextEmbedding`: the bundled default from a local folder, anything else from fastembed's cache.
-
-    onnxruntime's CPU memory arena is off: the arena keeps the largest batch's buffers for the life of the
-    process (+170 MB after an ingest of 200-token chunks, measured by `bench knowledge`), while plain allocations
-    per run cost no measurable time at our batch sizes and give the same vectors."""
+    """A fastembed `TextEmbedding`: the bundled default from a local folder, anything else from fastembed's cache."""
     from fastembed import TextEmbedding
     from loguru import logger
 
     logger.disable("fastembed")  # its own loguru lines would bury our one-line ConfigError; failures raise anyway
-    options: dict[str, Any] = {"threads": threads, "enable_cpu_mem_arena": False}
     if model_name == DEFAULT_MODEL:
         folder = default_model_dir(data_dir)
-        return TextEmbedding(model_name=model_name, specific_model_path=str(folder), **options)
+        return TextEmbedding(model_name=model_name, specific_model_path=str(folder), threads=threads)
     require_known_model(model_name)
-    return TextEmbedding(model_name=model_name, cache_dir=str(data_dir / "models" / "fastembed"), **options)
+    return TextEmbedding(model_name=model_name, cache_dir=str(data_dir / "models" / "fastembed"), threads=threads)
 
 
 def model_tokenizer(data_dir: Path, model_name: str = DEFAULT_MODEL) -> Callable[[str], list[int]]:
