@@ -37,6 +37,7 @@ from llama_index.core.vector_stores.types import BasePydanticVectorStore
 
 from bot.ports import DocumentState, DocumentStates, Embedder
 from knowledge.chunking import CHUNK_OVERLAP, CHUNK_TOKENS, node_parsers
+from knowledge.heap import release_free_memory
 from knowledge.readers import SUPPORTED, Origin, SkipFile, read_file
 from knowledge.sparse import FORMAT as SPARSE_FORMAT
 
@@ -188,6 +189,7 @@ class Ingestor:
         await asyncio.to_thread(self._counting.flush)
         if tally.chunks_deleted or tally.repaired:
             await asyncio.to_thread(self._counting.reload)
+        await asyncio.to_thread(release_free_memory)  # the engine's and the model's freed buffers, back to the OS
         for item in skipped:
             log.warning("knowledge.ingest_skipped", path=item.path, reason=item.reason)
         report = IngestReport(

@@ -32,7 +32,6 @@ from knowledge.ingest import Ingestor, IngestReport, ProcessStates, index_docume
 from knowledge.offline import go_offline
 from knowledge.retrieval import HybridRetriever
 from knowledge.safety import PlantedInstructionDetector
-from knowledge.server_store import FusedQdrantVectorStore
 from knowledge.sparse import Bm25Encoder
 
 log = structlog.get_logger(__name__)
@@ -120,7 +119,9 @@ def build_embedder(config: KnowledgeConfig) -> FastEmbedEmbedding:
 def build_store(config: KnowledgeConfig, dimensions: int, encoder: Bm25Encoder, plan: FusionPlan, root: Path) -> Any:
     """The embedded shard under `root`, or the Qdrant server at QDRANT_URL (":memory:": qdrant-client local mode)."""
     if config.qdrant_url:
-        from qdrant_client import QdrantClient
+        from qdrant_client import QdrantClient  # lazy: qdrant-client costs ~80 MB RSS; the embedded default needs none
+
+        from knowledge.server_store import FusedQdrantVectorStore  # lazy: as above
 
         memory = config.qdrant_url == ":memory:"
         client = QdrantClient(location=":memory:") if memory else _reachable_server(config)
