@@ -49,17 +49,18 @@ class Signals:
 
 
 FEATURES = ("cosine", "coverage", "support", "missing", "agreement")
-# Fitted by `supportbot eval fit-confidence` with the default fusion plan on half A (CRC of the question id) of the
-# Samsung e-manual set (712 sections, 504 questions), the sample set and the paraphrase-heavy test fixture, each
-# smaller set weighted to half the largest one's total, + the off-topic questions; label = the best document is a
-# relevant one. Order = FEATURES. Scored on the B halves in the README's table (issue #12). The margin is scaled by
+# Fitted by `supportbot eval fit-confidence` (default fusion plan, BM25 k1 0.9 / b 0.5) on half A (CRC of the
+# question id) of the Samsung e-manual set (712 sections, 504 questions), the sample set and the paraphrase-heavy
+# test fixture, each smaller set weighted to half the largest one's total, + the off-topic questions; label = the best
+# document is a relevant one. Order = FEATURES. On the B halves (issue #12), AUC of a right best page: Samsung 0.814
+# (the previous three signals: 0.80, before the BM25 change), sample 0.977, fixture 0.953. The margin is scaled by
 # the cosine because score fusion normalises BM25 by the query's best match: in a small corpus a lone weak lexical
 # match ("ignore your instructions") otherwise looks like a clear winner. Measured and dropped (no gain on a held-out
 # half): plain coverage next to the rarity-weighted one, rarity of words missing from all hits, coverage of the
 # page titles, coverage by the quoted answer, the raw best BM25 score (grows with the corpus), a second model for
 # "the quote carries the fact" (it ranked answers no better than this one).
-COEFFICIENTS = (1.595, 2.205, 4.9, -0.88, 0.683)
-INTERCEPT = -4.656
+COEFFICIENTS = (1.446, 2.611, 4.556, -0.737, 0.867)
+INTERCEPT = -5.169
 
 
 @lru_cache(maxsize=65536)
