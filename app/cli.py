@@ -75,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     fit = eval_sub.add_parser("fit", help="fit the hybrid fusion weights on half the questions, score the other half")
     fit.add_argument("folder", type=Path, help="a BEIR folder of your own questions")
     fit.add_argument("--json", action="store_true", help="print the fit as JSON")
+    refit = eval_sub.add_parser(
+        "fit-confidence",
+        help="refit the confidence model on half of each folder's questions, score the other half, print the constants",
+    )
+    refit.add_argument(
+        "folders", type=Path, nargs="+", metavar="folder", help="BEIR folders (qrels; answers not needed)"
+    )
+    refit.add_argument("--json", action="store_true", help="print the fit as JSON")
     export = eval_sub.add_parser(
         "export-verdicts",
         help="write the console's review verdicts as a labelled set (JSON lines: question, expected_source, verdict)",
@@ -230,8 +238,9 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
         from app.commands import export_verdicts_command  # lazy: loaded by the command that needs it
 
         return await export_verdicts_command(settings, args.out)
-    if not (args.folder / "corpus.jsonl").is_file():
-        raise UsageError(f"{args.folder} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+    for folder in getattr(args, "folders", None) or [args.folder]:
+        if not (folder / "corpus.jsonl").is_file():
+            raise UsageError(f"{folder} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
     from app.build import knowledge_config  # lazy: loaded by the command that needs it
     from knowledge.eval import (  # lazy: loaded by the command that needs it (after the folder is checked)
         fit_fusion,
@@ -241,9 +250,14 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
         run_answers_eval,
         run_retrieval_eval,
     )
-
     offline_environment()
     config = knowledge_config(settings)
+    if args.eval_kind == "fit-confidence":
+        from knowledge.confidence_fit import fit_folders, format_confidence_fit  # lazy: loaded by this command
+
+        confidence_fit = await asyncio.to_thread(fit_folders, args.folders, config)
+        print(json.dumps(confidence_fit.as_dict()) if args.json else format_confidence_fit(confidence_fit))
+        return 0
     if args.eval_kind == "answers":
         if not 0.0 <= args.holdout < 1.0:
             raise UsageError("--holdout takes a fraction from 0 to below 1, e.g. 0.3")

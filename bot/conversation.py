@@ -35,7 +35,7 @@ class Policy:
     ticket offer in the same reply, because every round trip is slow there (email)."""
 
     max_chars: int = 4000
-    low_confidence: float = 0.55
+    low_confidence: float = 0.85
     history_turns: int = 12
     answer_with_handoff: frozenset[Channel] = frozenset({Channel.EMAIL})
 

@@ -44,8 +44,8 @@ class ConsoleConfig:
 
     admin_keys: tuple[str, ...] = ()
     reviewer_keys: tuple[str, ...] = ()
-    abstain_threshold: float = 0.15
-    low_confidence_threshold: float = 0.55
+    abstain_threshold: float = 0.2
+    low_confidence_threshold: float = 0.85
     session_hours: float = 12.0
     failed_logins_per_minute: int = 10
     page_size: int = 50

@@ -108,7 +108,7 @@ class AnswerEvalReport:
     results: tuple[QuestionResult, ...] = field(repr=False)
 
     def as_dict(self, with_questions: bool = False) -> dict[str, Any]:
-        data: dict[str, Any] = {"summary": dict(self.summary)}
+        data: dict[str, Any] = {"summary": dict(self.summary), "reliability": reliability(self.results)}
         if with_questions:
             data["questions"] = [asdict(result) for result in self.results]
         return data
@@ -134,6 +134,24 @@ def summarise(results: Sequence[QuestionResult]) -> dict[str, float]:
         "off_topic_abstention": _share([r.abstained for r in off_topic]),
         "confidently_wrong": _share([r.confidently_wrong for r in in_domain]),
     }
+
+
+def reliability(results: Sequence[QuestionResult], width: float = 0.1) -> list[dict[str, float]]:
+    """The reliability curve of the in-domain questions (answerable and held out): per confidence bin, how many
+    and what share got the fact (a held-out question never can) and the right source."""
+    bins: dict[int, list[QuestionResult]] = {}
+    for result in results:
+        if result.kind != "off_topic":
+            bins.setdefault(min(int(result.confidence / width), round(1 / width) - 1), []).append(result)
+    return [
+        {
+            "from": round(number * width, 2),
+            "questions": len(inside),
+            "fact": _share([r.fact for r in inside]),
+            "source_hit": _share([r.source_hit for r in inside]),
+        }
+        for number, inside in sorted(bins.items())
+    ]
 
 
 def held_out_split(qrels: Mapping[str, Mapping[str, int]], fraction: float, seed: int = 0) -> tuple[set[str], set[str]]:
@@ -229,4 +247,9 @@ def format_answer_report(report: AnswerEvalReport) -> str:
     counts = f"{s['answerable']:.0f} answerable, {s['held_out']:.0f} held out, {s['off_topic']:.0f} off-topic"
     lines = [f"questions: {counts}"]
     lines += [f"{label:<32}{s[key]:>8.3f}" for key, label in _LABELS.items()]
+    lines.append("reliability (in-domain): confidence from -> questions, share with the fact, share citing a source")
+    lines += [
+        f"  {row['from']:.1f}  {row['questions']:>4.0f}  {row['fact']:.2f}  {row['source_hit']:.2f}"
+        for row in reliability(report.results)
+    ]
     return "\n".join(lines)

@@ -2,23 +2,36 @@
 
 Why a fitted model: fused scores only order candidates, and a hand-mixed "0.65 * cosine + 0.35 * coverage" gave
 0.91 to a question the knowledge base cannot answer. The signals below are computed from the hits alone; a
-logistic regression over them was fitted on labelled questions (answerable ones, the same questions with their
-answering documents removed, and off-topic questions), on half of the Samsung e-manual set, the sample set and the
-test fixture, and checked on the other Samsung half (`knowledge.answer_eval.run_answers_eval` measures it on any
-folder). Its few coefficients live here as constants, so nothing is downloaded or trained at run time;
-`collect_signals` and `fit_confidence` redo the fit on any labelled folder (the constants came from these steps).
+logistic regression over them is fitted on labelled questions (answerable ones, the same questions with their
+answering documents filtered out, and off-topic questions) by `fit_folders` (`supportbot eval fit-confidence DIR
+[DIR...]`), which fits on one half of every folder's questions and scores the other half. Its few coefficients
+live here as constants, so nothing is downloaded or trained at run time.
+
+Every signal is independent of the corpus size (raw BM25 grows with it, so a model leaning on it would not carry to
+another knowledge base): cosines, shares of the question's words, a margin of fused scores (normalised per query),
+and how rare a word is in general English (`wordfreq`, whose frequency lists ship inside its wheel). Rarity tells
+the two kinds of missing word apart: a paraphrase leaves common words out of the page ("old", "kept"), while a
+question the knowledge base does not cover brings specific words no retrieved page has ("Toyota", "VLAN", the name
+of a feature whose page is gone).
 """
 
 from __future__ import annotations
 
 import math
+import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
+from functools import lru_cache
 from pathlib import Path
+
+from wordfreq import zipf_frequency
 
 from knowledge.config import KnowledgeConfig
 from knowledge.retrieval import Hit
 from knowledge.sparse import Bm25Encoder
+
+_WORD = re.compile(r"[a-z0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,42 +39,63 @@ class Signals:
     """Query-time evidence that the knowledge base holds the answer."""
 
     cosine: float  # dense cosine of the best chunk (of the top three) to the question
-    coverage: float  # share of the question's BM25 terms found in the best document's retrieved chunks
+    coverage: float  # share of the question's words found in the best document's chunks, each weighted by rarity
     support: float  # (fused score of the best document - that of the next one) * `cosine`
+    missing: float  # rarity of the rarest question word the best document lacks (0 when it has them all)
+    agreement: float  # 0..2: the dense arm's and the sparse arm's best hit are the best document
 
     def vector(self) -> tuple[float, ...]:
         return astuple(self)
 
 
-FEATURES = ("cosine", "coverage", "support")
-# Logistic regression (scikit-learn, C=1) fitted with the default fusion plan (score fusion, dense weight 0.4) on
-# Samsung half A (lexical how-to questions; weight 2 per question), the sample set and the paraphrase-heavy test
-# fixture (each weighted to half the Samsung half's total, so no one style dominates) + 15 off-topic questions;
-# label = the best document is a relevant one. Order = FEATURES. On Samsung half B (held out): AUC 0.78, and each
-# confidence bin's share correct sits within ~0.1 of the bin (report of issue #12). The margin is scaled by the cosine
-# because score fusion normalises BM25 by the query's best match: in a small corpus a lone weak lexical match
-# ("ignore your instructions") otherwise looks like a clear winner. Also tried and dropped (no held-out gain):
-# the plain margin, coverage of the best chunk alone or of the top three chunks, best BM25 score per question term,
-# the cosine margin to the next document, and the number of question terms.
-COEFFICIENTS = (1.436, 2.230, 7.053)
-INTERCEPT = -3.552
+FEATURES = ("cosine", "coverage", "support", "missing", "agreement")
+# Fitted by `supportbot eval fit-confidence` (default fusion plan, BM25 k1 0.9 / b 0.5) on half A (CRC of the
+# question id) of the Samsung e-manual set (712 sections, 504 questions), the sample set and the paraphrase-heavy
+# test fixture, each smaller set weighted to half the largest one's total, + the off-topic questions; label = the best
+# document is a relevant one. Order = FEATURES. On the B halves (issue #12), AUC of a right best page: Samsung 0.814
+# (the previous three signals: 0.80, before the BM25 change), sample 0.977, fixture 0.953. The margin is scaled by
+# the cosine because score fusion normalises BM25 by the query's best match: in a small corpus a lone weak lexical
+# match ("ignore your instructions") otherwise looks like a clear winner. Measured and dropped (no gain on a held-out
+# half): plain coverage next to the rarity-weighted one, rarity of words missing from all hits, coverage of the
+# page titles, coverage by the quoted answer, the raw best BM25 score (grows with the corpus), a second model for
+# "the quote carries the fact" (it ranked answers no better than this one).
+COEFFICIENTS = (1.446, 2.611, 4.556, -0.737, 0.867)
+INTERCEPT = -5.169
+
+
+@lru_cache(maxsize=65536)
+def rarity(word: str) -> float:
+    """0 for the commonest English words, 1 for a word English text never uses (a product name, an error code)."""
+    return max(0.0, 7.0 - zipf_frequency(word, "en")) / 7.0
+
+
+@lru_cache(maxsize=65536)
+def _term(word: str, encoder: Bm25Encoder) -> int | None:
+    indices = encoder.query(word).indices
+    return indices[0] if indices else None  # None: a stop word
 
 
 def signals(question: str, hits: Sequence[Hit], encoder: Bm25Encoder) -> Signals:
     """The signals of one retrieval (blocking: tokenises the best document's passages)."""
     if not hits:
-        return Signals(0.0, 0.0, 0.0)
-    terms = set(encoder.query(question).indices)
+        return Signals(0.0, 0.0, 0.0, 0.0, 0.0)
+    words = {word: _term(word, encoder) for word in set(_WORD.findall(question.lower()))}
+    weights = {term: rarity(word) for word, term in words.items() if term is not None}
     best = hits[0]
     covered: set[int] = set()
     for hit in hits:
         if hit.doc_id == best.doc_id:
             covered |= set(encoder.document(hit.searchable).indices)
-    coverage = len(terms & covered) / len(terms) if terms else 0.0
+    total = sum(weights.values())
+    coverage = sum(w for term, w in weights.items() if term in covered) / total if total else 0.0
+    missing = max((w for term, w in weights.items() if term not in covered), default=0.0)
     other_docs = [hit for hit in hits if hit.doc_id != best.doc_id]
     margin = best.score - (other_docs[0].score if other_docs else 0.0)
     best_cosine = max(hit.cosine for hit in hits[:3])
-    return Signals(best_cosine, coverage, margin * best_cosine)
+    dense_best = max(hits, key=lambda hit: hit.cosine).doc_id
+    sparse_best = max(hits, key=lambda hit: hit.sparse).doc_id
+    agreement = float(dense_best == best.doc_id) + float(sparse_best == best.doc_id)
+    return Signals(best_cosine, coverage, margin * best_cosine, missing, agreement)
 
 
 def probability(evidence: Signals, coefficients: Sequence[float] = COEFFICIENTS, intercept: float = INTERCEPT) -> float:
@@ -84,11 +118,18 @@ class Labelled:
     kind: str  # "answerable" | "held_out" (its relevant documents filtered out) | "off_topic"
     evidence: Signals
     correct: bool
+    question_id: str = ""
+
+    @property
+    def half(self) -> str:
+        """ "a" or "b", fixed by the question id, so a question and its held-out twin fall in the same half."""
+        return "ab"[zlib.crc32(self.question_id.encode()) % 2]
 
 
 def collect_signals(folder: Path, config: KnowledgeConfig, off_topic: Sequence[str] = ()) -> list[Labelled]:
     """Labelled signals over a BEIR folder: each question as asked, the same question with its relevant documents
-    filtered out of the search (unanswerable by construction), and the `off_topic` questions."""
+    filtered out of the search (unanswerable by construction), the folder's unanswerable questions, and the
+    `off_topic` questions."""
     from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 
     from knowledge.beir import load_beir, temporary_index  # lazy: beir -> service -> engine imports this module
@@ -96,21 +137,27 @@ def collect_signals(folder: Path, config: KnowledgeConfig, off_topic: Sequence[s
     data = load_beir(folder)
     rows: list[Labelled] = []
     with temporary_index(data.corpus, config) as index:
-        retriever = index.service.engine.retriever
+        engine = index.service.engine
         encoder = Bm25Encoder()
+
+        def search(text: str, filters: MetadataFilters | None = None) -> list[Hit]:
+            embedding = index.service.embed_model.get_query_embedding(text)
+            found: list[Hit] = engine.screen(engine.retriever.search(text, embedding=embedding, filters=filters))
+            return found
+
         for query_id, text in data.queries.items():
             relevant = list(data.qrels[query_id])
-            embedding = index.service.embed_model.get_query_embedding(text)
-            hits = retriever.search(text, embedding=embedding)
+            hits = search(text)
             correct = bool(hits) and hits[0].doc_id in relevant
-            rows.append(Labelled("answerable", signals(text, hits, encoder), correct))
+            rows.append(Labelled("answerable", signals(text, hits, encoder), correct, query_id))
             without = MetadataFilters(
                 filters=[MetadataFilter(key="doc_id", value=relevant, operator=FilterOperator.NIN)]
             )
-            hits = retriever.search(text, embedding=embedding, filters=without)
-            rows.append(Labelled("held_out", signals(text, hits, encoder), False))
-        for text in off_topic:
-            rows.append(Labelled("off_topic", signals(text, retriever.search(text), encoder), False))
+            rows.append(Labelled("held_out", signals(text, search(text, without), encoder), False, query_id))
+        for query_id, text in data.unanswerable.items():
+            rows.append(Labelled("held_out", signals(text, search(text), encoder), False, query_id))
+        for number, text in enumerate(off_topic, 1):
+            rows.append(Labelled("off_topic", signals(text, search(text), encoder), False, f"off-topic-{number}"))
     return rows
 
 
@@ -122,3 +169,14 @@ def fit_confidence(rows: Sequence[Labelled], weights: Sequence[float] | None = N
     model.fit([row.evidence.vector() for row in rows], [int(row.correct) for row in rows], sample_weight=weights)
     coefficients = tuple(round(float(c), 3) for c in model.coef_[0])
     return coefficients, round(float(model.intercept_[0]), 3)
+
+
+def balanced_weights(groups: Sequence[Sequence[Labelled]]) -> list[float]:
+    """One weight per row of the concatenated groups: the largest group's rows weigh 1, every smaller group weighs
+    half the largest one's total, so a 30-question set counts without one corpus style dominating."""
+    largest = max((len(group) for group in groups), default=0)
+    weights: list[float] = []
+    for group in groups:
+        weight = 1.0 if len(group) == largest else 0.5 * largest / max(1, len(group))
+        weights += [weight] * len(group)
+    return weights

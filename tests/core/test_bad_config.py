@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.long]
 GOOD_KEY = "sk-ant-good-key-123456"
 BAD_KEY = "sk-ant-rejected-key-999"
 API_KEY = "api-key-1234567890abcdef"
+SAMPLE_SET = Path(__file__).resolve().parents[2] / "examples" / "eval" / "acme_help_qa"
 
 
 def _run(args: list[str], env_extra: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -108,7 +109,7 @@ async def test_doctor_names_each_broken_dependency_and_what_to_do(tmp_path: Path
     ("args", "expected"),
     [
         (["ingest", "no-such-folder"], "no such file or folder"),
-        (["eval", "retrieval", "no-such-folder"], "is not a BEIR folder"),
+        (["eval", "fit-confidence", str(SAMPLE_SET), "no-such-folder"], "no-such-folder is not a BEIR folder"),
         (["ask", "How do I restore a folder?"], "no knowledge base under DATA_DIR="),
     ],
 )

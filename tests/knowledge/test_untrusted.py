@@ -55,6 +55,9 @@ def claude_config(make_settings: Callable[..., KnowledgeConfig], anthropic: Fake
         anthropic_base_url=anthropic.base_url,
         anthropic_model="claude-test",
         anthropic_max_retries=0,
+        # these tests read what reaches Claude, so a question with a planted or hostile part must get there; the
+        # calibrated threshold (which abstains on such mixed questions) is the eval gate's and test_answers' concern
+        abstain_threshold=0.01,
     )
 
 
