@@ -23,6 +23,7 @@ from bot.messages import Answer, Turn
 from bot.ports import DocumentStates, SpendMeter
 from knowledge.answerers import ClaudeAnswerer, ExtractiveAnswerer
 from knowledge.budget import DailyBudget
+from knowledge.calibration import rarity
 from knowledge.config import KnowledgeConfig
 from knowledge.edge_store import EdgeVectorStore
 from knowledge.embedding import FastEmbedEmbedding, ModelEmbedder, load_text_embedding, model_tokenizer
@@ -251,6 +252,7 @@ def build_knowledge(
 
     LlamaSettings.embed_model = embed_model
     dimensions = len(embed_model.embed_texts(["dimension probe"])[0])
+    rarity("probe")  # loads wordfreq's English list (~1 s, ~50 MB) now, not on the first customer's question
     encoder = Bm25Encoder()
     plan = fusion_plan(config)
     store = build_store(config, dimensions, encoder, plan, root)
