@@ -102,7 +102,7 @@ _CREDENTIAL = (
 )
 _SEND_CREDENTIAL = re.compile(
     rf"\b(send|give|share|provide|tell|forward|disclose|read out|dictate|post|paste|reply with|respond with|submit|"
-    rf"(e-?mail|text|message|dm)(?=\s+(us|me|them|your|their|the|it|this)\b))\s+((?!to\b)\w+\s+){{0,4}}"
+    rf"(e-?mail|text|message|dm)(?=\s+(us|me|them|your|their|the|it|this)\b))\s+(?!or\b)((?!to\b)\w+\s+){{0,4}}"
     rf"{_CREDENTIAL}\b|\b(reply|respond)\b.{{0,40}}\bwith\b.{{0,20}}{_CREDENTIAL}\b|\b{_CREDENTIAL}\s+(to|at)\s+\S+@"
 )
 _URL = re.compile(
