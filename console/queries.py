@@ -26,6 +26,7 @@ from bot.store.tables import (
     ReviewVerdictRow,
     TicketRow,
     TurnRow,
+    handoff_conversation,
 )
 
 BOT = "bot"
@@ -404,13 +405,7 @@ async def late_handoffs(db: Database, now: datetime, sla: timedelta, limit: int 
         rows = (
             await session.execute(
                 select(HandoffRow.channel, HandoffRow.conversation_key, ConversationRow.id, HandoffRow.requested_at)
-                .outerjoin(
-                    ConversationRow,
-                    and_(
-                        ConversationRow.channel == HandoffRow.channel,
-                        ConversationRow.key == HandoffRow.conversation_key,
-                    ),
-                )
+                .outerjoin(ConversationRow, handoff_conversation())
                 .where(late)
                 .order_by(HandoffRow.requested_at, HandoffRow.id)
                 .limit(limit)

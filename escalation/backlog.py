@@ -20,7 +20,14 @@ from bot.store.db import Database
 from bot.store.ledger import DEAD_LETTER
 from bot.store.outbox import DEAD
 from bot.store.sql import insert_ignore
-from bot.store.tables import ConversationRow, HandoffRow, InboundRow, OutboxRow, PendingActionRow
+from bot.store.tables import (
+    ConversationRow,
+    HandoffRow,
+    InboundRow,
+    OutboxRow,
+    PendingActionRow,
+    handoff_conversation,
+)
 from bot.strings import for_agents
 from escalation.actions import CONFIRMED, EXPIRED, PENDING
 from escalation.handoff import LINK_LABELS, conversation_links
@@ -113,13 +120,7 @@ async def backlog_figures(db: Database, at: datetime, sla: timedelta) -> Backlog
         open_rows = (
             await session.execute(
                 select(HandoffRow.channel, HandoffRow.conversation_key, HandoffRow.requested_at, ConversationRow.links)
-                .outerjoin(
-                    ConversationRow,
-                    and_(
-                        ConversationRow.channel == HandoffRow.channel,
-                        ConversationRow.key == HandoffRow.conversation_key,
-                    ),
-                )
+                .outerjoin(ConversationRow, handoff_conversation())
                 .where(HandoffRow.claimed_at.is_(None), HandoffRow.resolved_at.is_(None), HandoffRow.requested_at <= at)
                 .order_by(HandoffRow.requested_at, HandoffRow.id)
             )

@@ -23,8 +23,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 
@@ -357,6 +359,11 @@ class HandoffRow(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(default=None)
     claimed_by: Mapped[str] = mapped_column(String(320), default="")
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+def handoff_conversation() -> ColumnElement[bool]:
+    """The join condition from a hand-off to its conversation: the same channel and conversation key."""
+    return and_(ConversationRow.channel == HandoffRow.channel, ConversationRow.key == HandoffRow.conversation_key)
 
 
 class ReviewVerdictRow(Base):
