@@ -77,6 +77,25 @@ def heuristic_condense(question: str, history: Sequence[Turn]) -> str:
     return question
 
 
+_SCRIPT = re.compile(r"<(script|style)\b[^>]{0,500}>.{0,5000}?</\1\s*>", re.I | re.S)
+_SLACK_LINK = re.compile(r"<[^<>|\s]{1,500}\|([^<>]{0,500})>")
+_HTML_TAGS = (
+    "a|abbr|audio|b|body|br|button|center|code|div|em|embed|font|form|h[1-6]|head|html|i|iframe|img|input|li|link|"
+    "meta|object|ol|p|pre|source|span|strong|svg|table|tbody|td|th|thead|tr|u|ul|video"
+)
+_TAG = re.compile(rf"</?(?:{_HTML_TAGS})\b[^<>]{{0,500}}>|<[@#!][A-Za-z0-9^-]{{1,100}}>", re.I)
+
+
+def search_text(question: str) -> str:
+    """The question as retrieval and confidence read it: markup is not words of the question. Script and style
+    blocks and tags go (a pasted `<img onerror=...>` would otherwise make an answerable question look off-topic:
+    its rare words are on no page), a Slack link keeps its label; the customer's text itself is kept as asked
+    for the record and the reply."""
+    text = _TAG.sub(" ", _SLACK_LINK.sub(r"\1", _SCRIPT.sub(" ", question)))
+    text = " ".join(text.split())
+    return text or question
+
+
 class KnowledgeQueryEngine(BaseQueryEngine):
     """Answers questions from the index with citations and a confidence; abstains rather than guesses."""
 
@@ -139,10 +158,11 @@ class KnowledgeQueryEngine(BaseQueryEngine):
                     standalone, usage = await self._claude.condense(question, history)
         stages["condense"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        found = await self.retriever.asearch(standalone, metadata_filters(filters, self._include_community))
+        query = search_text(standalone)
+        found = await self.retriever.asearch(query, metadata_filters(filters, self._include_community))
         hits = await asyncio.to_thread(self.screen, found)
         # Tokenising passages is CPU work: keep it off the event loop, which must stay free for channel acks.
-        confidence = await asyncio.to_thread(retrieval_confidence, standalone, hits, self._encoder)
+        confidence = await asyncio.to_thread(retrieval_confidence, query, hits, self._encoder)
         stages["retrieve"] = (time.perf_counter() - started) * 1000
         return standalone, hits, confidence, usage
 

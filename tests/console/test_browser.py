@@ -215,7 +215,8 @@ async def test_an_operator_works_the_console_in_a_real_browser(
             ("/console/reports", "reports"),
         ]:
             await pages.visit(path, name)
-        await page.click("table tbody tr td a")  # the week just built
+        async with page.expect_navigation(wait_until="load"):  # "load": after the chart image, too
+            await page.click("table tbody tr td a")  # the week just built
         assert await page.locator("figure.chart img").evaluate("img => img.naturalWidth") > 0  # served under the CSP
         await pages.check("report")
 
