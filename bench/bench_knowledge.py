@@ -100,6 +100,7 @@ def article(rng: random.Random, number: int) -> str:
 
 
 async def ingestion(report: Report, quick: bool, settings: KnowledgeConfig, tmp: Path) -> None:
+    # lazy: bench.memory_probe imports this module's text generators and measures RSS after its own imports
     from llama_index.core.schema import MetadataMode
 
     from knowledge.chunking import node_parsers
@@ -135,6 +136,7 @@ async def ingestion(report: Report, quick: bool, settings: KnowledgeConfig, tmp:
 
 
 def fill_store(store: object, count: int, rng: random.Random) -> None:
+    # lazy: as in ingestion(): this module stays light for bench.memory_probe
     import qdrant_edge as qe
     from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
     from llama_index.core.vector_stores.utils import node_to_metadata_dict
@@ -164,6 +166,7 @@ def fill_store(store: object, count: int, rng: random.Random) -> None:
 
 
 async def retrieval(report: Report, quick: bool, settings: KnowledgeConfig, tmp: Path) -> None:
+    # lazy: as in ingestion(): this module stays light for bench.memory_probe
     from llama_index.core.vector_stores.types import (
         MetadataFilter,
         MetadataFilters,

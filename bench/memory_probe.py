@@ -88,7 +88,7 @@ class Stages:
 
 
 def articles(folder: Path, count: int, rng: random.Random) -> Path:
-    from bench.bench_knowledge import article
+    from bench.bench_knowledge import article  # lazy: the probe's first figure is RSS after its measured imports
 
     folder.mkdir(parents=True, exist_ok=True)
     for number in range(count):
@@ -174,6 +174,7 @@ def build(size: int, folder: Path) -> dict[str, float]:
 
 def _template(chunk: Any, encoder: Any) -> tuple[dict[str, Any], Any, str, str]:
     """A chunk's payload and sparse vector, computed once and copied for every point made from it."""
+    # lazy: measured, as in build()
     import qdrant_edge as qe
     from llama_index.core.schema import MetadataMode
 
@@ -222,6 +223,7 @@ def serve(folder: Path) -> dict[str, float]:
 
 def _queries(store: Any, embedder: Any, stages: Stages) -> dict[str, float]:
     """180 hybrid searches with a category filter, real query embeddings computed beforehand (search time only)."""
+    # lazy: measured, as in build()
     from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
 
     from bench.bench_knowledge import sentence

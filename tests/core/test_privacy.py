@@ -14,6 +14,7 @@ import pytest
 import structlog
 from sqlalchemy import select, text
 
+from bot.logging import configure_logging
 from bot.messages import Channel
 from bot.pii import CARD_REMOVED, mask_pii, remove_card_numbers
 from bot.store.db import Database
@@ -95,8 +96,6 @@ def test_pii_masking(raw: str, masked: str) -> None:
 
 
 def test_log_lines_mask_addresses_phones_and_cards(capsys: pytest.CaptureFixture[str]) -> None:
-    from bot.logging import configure_logging
-
     configure_logging("INFO", "json")
     try:
         structlog.get_logger("test").warning(

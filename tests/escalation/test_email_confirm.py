@@ -17,6 +17,7 @@ from bot.store.db import Database
 from bot.store.tables import TicketRow
 from bot.strings import for_customers
 from channels.email import EmailChannel
+from channels.email.render import reply_message_id
 from escalation.actions import new_token
 from escalation.email_confirm import offer_tokens, same_address, says_yes
 from escalation.intent import EmbeddingIntentClassifier
@@ -143,8 +144,6 @@ def test_one_offer_id_is_written_and_matched_for_every_form_of_the_support_addre
 ) -> None:
     """The email channel writes the offer's Message-ID and escalation matches the customer's reply with the same
     function, whatever form SUPPORT_ADDRESS takes (display name, comment, quoted local part, plus, IDN)."""
-    from channels.email.render import reply_message_id
-
     token = "t" * 32
     written = reply_message_id(
         Reply(

@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from llama_index.core.schema import TextNode
 
+from knowledge.answerers import ExtractiveAnswerer
 from knowledge.config import KnowledgeConfig
+from knowledge.retrieval import Hit
 from knowledge.segments import segment, sentences, unwrap
 from knowledge.service import KnowledgeService, build_knowledge
+from knowledge.sparse import Bm25Encoder
 
 SAMPLE_KB = Path(__file__).resolve().parents[2] / "examples" / "kb"
 
@@ -110,12 +114,6 @@ Charging takes about two hours. Sharing a connection uses more battery.
 
 
 def test_the_steps_right_after_the_best_unit_are_quoted_with_it() -> None:
-    from llama_index.core.schema import TextNode
-
-    from knowledge.answerers import ExtractiveAnswerer
-    from knowledge.retrieval import Hit
-    from knowledge.sparse import Bm25Encoder
-
     hits = [Hit(node=TextNode(text=STEPS, metadata={"title": "Hotspot"}), score=1.0, cosine=0.6)]
     question = "How do I share my connection with other devices?"
     text = ExtractiveAnswerer(Bm25Encoder()).answer(question, hits).text

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from bot.store.db import Database
 from bot.store.reviews import ReviewStore
-from bot.store.tables import ConversationRow, FeedbackRow, TurnRow
+from bot.store.tables import ConversationRow, FeedbackRow, GapRow, TurnRow
 from knowledge.embedding import DEFAULT_MODEL, load_text_embedding
 from scheduler.config import ReportConfig
 from scheduler.gaps import GapBacklog, format_gaps, gaps_job
@@ -154,10 +155,6 @@ async def test_backlog_finds_the_five_gaps_and_merges_on_rerun(db: Database, emb
     assert (first.candidates, first.new_gaps, first.waiting) == (28, 5, 0)
     assert len(gaps) == 5
     async with db.sessions() as session:
-        from sqlalchemy import select
-
-        from bot.store.tables import GapRow
-
         stored = {frozenset(int(t) for t in row.turn_ids) for row in (await session.execute(select(GapRow))).scalars()}
     assert stored == {frozenset(ids) for ids in seeded.values()}  # each gap is exactly one topic
     assert all(g.trend == "new" and g.status == "open" for g in gaps)
