@@ -15,6 +15,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.confidence import ABSTAIN_THRESHOLD, LOW_CONFIDENCE_THRESHOLD
 from bot.errors import ConfigError
 
 Security = Literal["ssl", "starttls", "none"]
@@ -67,8 +68,8 @@ class Settings(BaseSettings):
     hybrid_dense_weight: float = Field(0.4, ge=0)  # weight of the dense (embedding) list; fit with `eval fit`
     hybrid_sparse_weight: float = Field(0.6, ge=0)  # weight of the sparse (BM25) list
     hybrid_rrf_k: int = Field(60, ge=1)  # k of RRF (HYBRID_FUSION=rrf)
-    abstain_threshold: float = Field(0.2, ge=0, le=1)  # calibrated confidence below which the bot abstains
-    low_confidence_threshold: float = Field(0.85, ge=0, le=1)  # below it: answer flagged, person offered
+    abstain_threshold: float = Field(ABSTAIN_THRESHOLD, ge=0, le=1)  # below it the bot says it doesn't know
+    low_confidence_threshold: float = Field(LOW_CONFIDENCE_THRESHOLD, ge=0, le=1)  # below it: flagged + ticket offer
     anthropic_api_key: SecretStr | None = None
     anthropic_base_url: str = ""
     anthropic_model: str = "claude-sonnet-4-5"

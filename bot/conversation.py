@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from bot import metrics
+from bot.confidence import LOW_CONFIDENCE_THRESHOLD
 from bot.errors import UserFacingError
 from bot.handoff import hand_off
 from bot.intent import Intent, RuleClassifier
@@ -35,7 +36,7 @@ class Policy:
     ticket offer in the same reply, because every round trip is slow there (email)."""
 
     max_chars: int = 4000
-    low_confidence: float = 0.85
+    low_confidence: float = LOW_CONFIDENCE_THRESHOLD
     history_turns: int = 12
     answer_with_handoff: frozenset[Channel] = frozenset({Channel.EMAIL})
 

@@ -18,6 +18,7 @@ import jinja2
 import structlog
 from aiohttp import web
 
+from bot.confidence import ABSTAIN_THRESHOLD, LOW_CONFIDENCE_THRESHOLD
 from bot.ports import Clock, IngestSummary, KnowledgeEngine
 from bot.store.audit import AuditLog
 from bot.store.db import Database
@@ -44,8 +45,8 @@ class ConsoleConfig:
 
     admin_keys: tuple[str, ...] = ()
     reviewer_keys: tuple[str, ...] = ()
-    abstain_threshold: float = 0.2
-    low_confidence_threshold: float = 0.85
+    abstain_threshold: float = ABSTAIN_THRESHOLD
+    low_confidence_threshold: float = LOW_CONFIDENCE_THRESHOLD
     session_hours: float = 12.0
     failed_logins_per_minute: int = 10
     page_size: int = 50

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from bot.confidence import ABSTAIN_THRESHOLD, LOW_CONFIDENCE_THRESHOLD
+
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -33,8 +35,8 @@ class KnowledgeConfig:
     hybrid_dense_weight: float = 0.4  # HYBRID_DENSE_WEIGHT: weight of the dense (cosine) list; fit: `eval fit`
     hybrid_sparse_weight: float = 0.6  # HYBRID_SPARSE_WEIGHT: weight of the sparse (BM25) list
     hybrid_rrf_k: int = 60  # HYBRID_RRF_K: k of RRF (HYBRID_FUSION=rrf, and the stores' in-engine hybrid)
-    abstain_threshold: float = 0.2  # ABSTAIN_THRESHOLD: below this calibrated confidence the engine abstains
-    low_confidence_threshold: float = 0.85  # LOW_CONFIDENCE_THRESHOLD: below it the answer is flagged, a person offered
+    abstain_threshold: float = ABSTAIN_THRESHOLD  # ABSTAIN_THRESHOLD: below it the engine abstains
+    low_confidence_threshold: float = LOW_CONFIDENCE_THRESHOLD  # LOW_CONFIDENCE_THRESHOLD: flagged below it
     anthropic_api_key: str = ""  # ANTHROPIC_API_KEY: "" = extractive answers only
     anthropic_base_url: str = ""  # ANTHROPIC_BASE_URL
     anthropic_model: str = "claude-sonnet-4-5"  # ANTHROPIC_MODEL

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.confidence import LOW_CONFIDENCE_THRESHOLD
 from bot.errors import ConfigError
 
 
@@ -82,7 +83,7 @@ class ReportConfig:
     timezone: str = "UTC"  # TIMEZONE: weeks start on Monday 00:00 here
     slack_report_channel: str = ""  # SLACK_REPORT_CHANNEL
     report_email_to: tuple[str, ...] = ()  # REPORT_EMAIL (or REPORT_EMAIL_TO), comma-separated
-    low_confidence_threshold: float = 0.55  # LOW_CONFIDENCE_THRESHOLD: answers below it are gap candidates
+    low_confidence_threshold: float = LOW_CONFIDENCE_THRESHOLD  # LOW_CONFIDENCE_THRESHOLD: gap candidates below
     handoff_sla_minutes: int = 240  # HANDOFF_SLA_MINUTES: a hand-off waiting longer for a person is a breach
 
     def __post_init__(self) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import structlog
 from sqlalchemy import and_, or_, select, update
 
+from bot.confidence import LOW_CONFIDENCE_THRESHOLD
 from bot.messages import Outcome, Role
 from bot.ports import Clock, KnowledgeEngine
 from bot.store.db import Database
@@ -111,7 +112,7 @@ class GapBacklog:
         embed: EmbedFn,
         answers_confidently: AnswersFn | None = None,
         *,
-        low_confidence: float = 0.55,
+        low_confidence: float = LOW_CONFIDENCE_THRESHOLD,
         lookback_days: int = 28,
         distance_threshold: float = DEFAULT_DISTANCE,
         merge_similarity: float = 0.6,
