@@ -48,7 +48,7 @@ class SlackMessage:
     channel: str
     channel_type: str
     sender: str  # user id (bot id for bot messages without a user)
-    text: str  # the bot's own mention removed, Slack's &amp; &lt; &gt; unescaped
+    text: str  # as a person reads it (`readable_text`): links by label, mentions out, &amp; &lt; &gt; unescaped
     ts: str
     thread_ts: str  # "" for a top-level message
     mentioned: bool
@@ -123,6 +123,30 @@ class SlackPolicy:
         )
 
 
+# Slack's control sequences in message text (https://api.slack.com/reference/surfaces/formatting): `<@U…>`,
+# `<#C…|name>`, `<!here>`, `<!subteam^S…|@team>`, `<!date^…|fallback>`, `<https://…|label>`, `<mailto:…>`. Bounded,
+# and no nesting: Slack escapes a literal < > inside them.
+_CONTROL = re.compile(r"<([@#!]?)([^<>|\s]{1,500})(?:\|([^<>]{0,500}))?>")
+_SPACES = re.compile(r"(?<=\S)[ \t]{2,}(?=\S)")  # the gap a removed mention leaves (indentation is kept)
+
+
+def _readable(match: re.Match[str]) -> str:
+    sigil, target, label = match.group(1), match.group(2), match.group(3)
+    if sigil == "@":  # a person: their id is no word of the question, and a label is only in old payloads
+        return f"@{label}" if label else ""
+    if sigil == "#":
+        return f"#{label}" if label else "#channel"
+    if sigil == "!":
+        return label or f"@{target.split('^')[0]}"
+    return label or target.removeprefix("mailto:")
+
+
+def readable_text(raw: str) -> str:
+    """The words a person reads in a Slack message: links as their label, channels and user groups by name,
+    person mentions left out, then Slack's &amp; &lt; &gt; unescaped (after, so an escaped "<b>" stays text)."""
+    return _SPACES.sub(" ", html.unescape(_CONTROL.sub(_readable, raw))).strip()
+
+
 def mention_pattern(bot_user_id: str) -> re.Pattern[str]:
     return re.compile(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>") if bot_user_id else re.compile(r"(?!x)x")
 
@@ -151,7 +175,7 @@ def parse(body: Mapping[str, Any], bot_user_id: str, bot_id: str) -> SlackMessag
     raw_text = str(event.get("text") or "")
     pattern = mention_pattern(bot_user_id)
     mentioned = kind == "app_mention" or bool(pattern.search(raw_text))
-    text = html.unescape(pattern.sub("", raw_text)).strip()
+    text = readable_text(pattern.sub("", raw_text))
     return SlackMessage(
         event_id=str(body.get("event_id") or ""),
         team=str(body.get("team_id") or event.get("team") or ""),

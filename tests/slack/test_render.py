@@ -78,6 +78,20 @@ def test_parse_strips_the_mention_and_unescapes() -> None:
     assert msg.keys() == ["slack:ts:C0GENERAL1:1800000001.000100", "slack:event:Ev0001MENTION"]
 
 
+def test_parse_reads_slack_markup_as_a_person_would() -> None:
+    """Links by their label, channels and user groups by name, other people's mentions out: the question the core
+    stores, shows and searches holds no Slack syntax, and an escaped "<b>" the person typed stays text."""
+    body = load_fixture("01_app_mention")["body"]
+    body["event"]["text"] = (
+        "<@UBOT> <!here> <@U0CUSTOMER> per <https://help.acme.com/refunds|the refund page> in <#C0BILLING|billing>, "
+        "ask <!subteam^S0TEAM|@support> by <!date^1392734382^{date}|Feb 18>: &lt;b&gt;14 days&lt;/b&gt;? "
+        "<mailto:a@b.io>"
+    )
+    msg = parse(body, "UBOT", "BBOT")
+    assert not isinstance(msg, Ignored)
+    assert msg.text == "@here per the refund page in #billing, ask @support by Feb 18: <b>14 days</b>? a@b.io"
+
+
 def test_decide_without_allowed_channels_answers_mentions_anywhere() -> None:
     msg = parse(load_fixture("15_not_allowed_channel")["body"], "UBOT", "BBOT")
     assert not isinstance(msg, Ignored)
