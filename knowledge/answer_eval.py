@@ -6,10 +6,13 @@ customer's question) on a temporary index. Scores:
 - fact: at least 80 % of the reference answer's content words appear in the answer text;
 - held-out abstention: with `holdout` > 0, the answering documents of that share of questions are left out of the
   index, so those questions (and any other whose documents all went with them) become unanswerable, and the engine
-  should abstain on them; questions in the folder's `unanswerable.jsonl` count here too;
+  should abstain on them; questions in the folder's `unanswerable.jsonl` count here too. A held-out question whose
+  reference answer is still stated by a page left in the index (`still_stated`: a corpus of several manuals of one
+  product line repeats sections) is not unanswerable: it is scored apart ("restated": abstained or the fact given),
+  and neither its abstention nor its answer counts towards held-out abstention;
 - off-topic abstention: on `OFF_TOPIC_QUESTIONS`, general-knowledge and other-product questions;
-- confidently wrong: an in-domain answer (answerable or held out) that is not flagged (neither abstained nor below
-  the low-confidence threshold, where the core offers a person) and lacks the fact.
+- confidently wrong: an in-domain answer (answerable, held out or restated) that is not flagged (neither abstained
+  nor below the low-confidence threshold, where the core offers a person) and lacks the fact.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +86,7 @@ class QuestionResult:
     """One question of the answer eval."""
 
     question_id: str
-    kind: str  # "answerable" | "held_out" | "off_topic"
+    kind: str  # "answerable" | "held_out" | "restated" (held out, but another page states the answer) | "off_topic"
     abstained: bool
     low_confidence: bool
     confidence: float
@@ -121,16 +124,19 @@ def _share(values: Sequence[bool]) -> float:
 def summarise(results: Sequence[QuestionResult]) -> dict[str, float]:
     answerable = [r for r in results if r.kind == "answerable"]
     held_out = [r for r in results if r.kind == "held_out"]
+    restated = [r for r in results if r.kind == "restated"]
     off_topic = [r for r in results if r.kind == "off_topic"]
-    in_domain = answerable + held_out
+    in_domain = answerable + held_out + restated
     return {
         "answerable": len(answerable),
         "held_out": len(held_out),
+        "restated": len(restated),
         "off_topic": len(off_topic),
         "source_hit": _share([r.source_hit for r in answerable]),
         "fact_rate": _share([r.fact for r in answerable]),
         "answered": _share([not r.abstained for r in answerable]),
         "held_out_abstention": _share([r.abstained for r in held_out]),
+        "restated_safe": _share([r.abstained or r.fact for r in restated]),
         "off_topic_abstention": _share([r.abstained for r in off_topic]),
         "confidently_wrong": _share([r.confidently_wrong for r in in_domain]),
     }
@@ -154,6 +160,24 @@ def reliability(results: Sequence[QuestionResult], width: float = 0.1) -> list[d
     ]
 
 
+def still_stated(
+    corpus: Sequence[Mapping[str, Any]], removed: set[str], answers: Mapping[str, str], held_out: set[str]
+) -> set[str]:
+    """The held-out questions whose reference answer a page left in the index still states (at least `FACT_SHARE`
+    of its content words in one document's title and text, the test `has_fact` applies to an answer)."""
+    pages = [
+        content_words(f"{doc.get('title', '')}\n{doc.get('text', '')}")
+        for doc in corpus
+        if str(doc.get("_id", doc.get("id", ""))) not in removed
+    ]
+    stated: set[str] = set()
+    for query_id in held_out:
+        expected = content_words(answers.get(query_id, ""))
+        if expected and any(len(expected & page) >= FACT_SHARE * len(expected) for page in pages):
+            stated.add(query_id)
+    return stated
+
+
 def held_out_split(qrels: Mapping[str, Mapping[str, int]], fraction: float, seed: int = 0) -> tuple[set[str], set[str]]:
     """(documents to leave out, questions left without any relevant document) for a holdout `fraction`."""
     if fraction <= 0:
@@ -173,13 +197,19 @@ async def run_answers_eval(
     if not data.answers:
         raise ValueError(f"{folder} has no answers.jsonl")
     removed, held_out = held_out_split(data.qrels, holdout, seed)
+    restated = still_stated(data.corpus, removed, data.answers, held_out)
     with temporary_index(data.corpus, config, leave_out=removed) as index:
-        results = await answer_questions(index, data, config, removed, held_out)
+        results = await answer_questions(index, data, config, removed, held_out, restated)
     return AnswerEvalReport(summarise(results), tuple(results))
 
 
 async def answer_questions(
-    index: EvalIndex, data: BeirSet, config: KnowledgeConfig, removed: set[str], held_out: set[str]
+    index: EvalIndex,
+    data: BeirSet,
+    config: KnowledgeConfig,
+    removed: set[str],
+    held_out: set[str],
+    restated: Collection[str] = (),
 ) -> list[QuestionResult]:
     """Every question of `data` (answerable or held out), its unanswerable ones, then the off-topic list."""
     results: list[QuestionResult] = []
@@ -187,7 +217,7 @@ async def answer_questions(
         answer = await index.service.answer(text)
         cited = _cited_documents(answer, index.chunk_documents)
         relevant = set(data.qrels[query_id]) - removed
-        kind = "held_out" if query_id in held_out else "answerable"
+        kind = "restated" if query_id in restated else "held_out" if query_id in held_out else "answerable"
         results.append(_result(query_id, kind, answer, config, relevant, cited, data.answers.get(query_id, "")))
     unanswerable = [(query_id, text) for query_id, text in data.unanswerable.items()]
     off_topic = [(f"off-topic-{number}", text) for number, text in enumerate(OFF_TOPIC_QUESTIONS, 1)]
@@ -236,6 +266,7 @@ _LABELS = {
     "fact_rate": "fact in answer (answerable)",
     "answered": "answered (answerable)",
     "held_out_abstention": "abstained (held out)",
+    "restated_safe": "abstained or fact (restated)",
     "off_topic_abstention": "abstained (off-topic)",
     "confidently_wrong": "confidently wrong (in-domain)",
 }
@@ -244,7 +275,10 @@ _LABELS = {
 def format_answer_report(report: AnswerEvalReport) -> str:
     """A two-column table of the rates, with the question counts on top."""
     s = report.summary
-    counts = f"{s['answerable']:.0f} answerable, {s['held_out']:.0f} held out, {s['off_topic']:.0f} off-topic"
+    counts = (
+        f"{s['answerable']:.0f} answerable, {s['held_out']:.0f} held out (+ {s['restated']:.0f} restated elsewhere), "
+        f"{s['off_topic']:.0f} off-topic"
+    )
     lines = [f"questions: {counts}"]
     lines += [f"{label:<32}{s[key]:>8.3f}" for key, label in _LABELS.items()]
     lines.append("reliability (in-domain): confidence from -> questions, share with the fact, share citing a source")

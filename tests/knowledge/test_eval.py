@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from knowledge.answer_eval import OFF_TOPIC_QUESTIONS, has_fact, held_out_split
+from knowledge.answer_eval import OFF_TOPIC_QUESTIONS, QuestionResult, has_fact, held_out_split, still_stated, summarise
 from knowledge.beir import load_beir
 from knowledge.calibration import FEATURES, collect_signals, fit_confidence, probability
 from knowledge.config import KnowledgeConfig
@@ -88,6 +88,30 @@ def test_holdout_leaves_out_documents_and_every_question_they_answered() -> None
     assert all(not set(qrels[q]) <= removed for q in set(qrels) - held_out)
     assert held_out_split(qrels, 0.25, seed=3) == (removed, held_out)
     assert held_out_split(qrels, 0.0) == (set(), set())
+
+
+def test_a_held_out_answer_another_page_still_states_is_scored_apart() -> None:
+    """Two manuals of one product line repeat a section: removing one copy leaves the question answerable, so
+    abstaining on it is not what the held-out rate asks for, and answering it with the fact is not wrong."""
+    corpus = [
+        {"_id": "tv-a", "title": "Auto update", "text": "Settings > Support > Software Update > Auto Update."},
+        {"_id": "tv-b", "title": "Updating the TV", "text": "Open Settings, Support, Software Update, Auto Update."},
+        {"_id": "phone", "title": "Equalizer", "text": "From Settings, tap Sounds and vibration > Equalizer."},
+    ]
+    answers = {"q1": "Settings > Support > Software Update > Auto Update", "q2": "Sound > Expert Settings > Equalizer"}
+    assert still_stated(corpus, {"tv-a"}, answers, {"q1"}) == {"q1"}
+    assert still_stated(corpus, {"tv-a", "tv-b"}, answers, {"q1"}) == set()
+    assert still_stated(corpus, {"phone"}, answers, {"q2"}) == set()  # one shared word is not the answer
+
+    def result(kind: str, abstained: bool, fact: bool) -> QuestionResult:
+        return QuestionResult("q", kind, abstained, False, 0.9, False, fact)
+
+    summary = summarise(
+        [result("held_out", True, False), result("held_out", False, False), result("restated", False, True)]
+    )
+    assert summary["held_out"] == 2 and summary["restated"] == 1
+    assert summary["held_out_abstention"] == 0.5 and summary["restated_safe"] == 1.0
+    assert summary["confidently_wrong"] == round(1 / 3, 4)
 
 
 def test_confidence_ranks_answerable_above_held_out_above_off_topic(
