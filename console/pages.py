@@ -90,7 +90,8 @@ def page_routes(console: Console) -> Sequence[web.RouteDef]:
         return console.render(request, "conversation.html", view=view, verdicts=VERDICTS)
 
     async def review(request: web.Request) -> web.Response:
-        page = await queries.review_queue(db, console.bands, _cursor(request), size)
+        after = queries.review_cursor(request.query.get("after", ""))
+        page = await queries.review_queue(db, console.bands, after, size)
         return console.render(request, "review.html", page=page, verdicts=VERDICTS)
 
     async def verdict(request: web.Request) -> web.StreamResponse:

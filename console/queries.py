@@ -1,5 +1,6 @@
 """The console's read models: plain SQL over the store's tables, each list read with keyset pagination
-(`WHERE id < :before ORDER BY id DESC LIMIT n`), so a page costs the same on page 1 and page 20,000."""
+(`WHERE id < :before ORDER BY id DESC LIMIT n`; the review queue orders by (priority, id) instead), so a page costs
+the same on page 1 and page 20,000."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, exists, func, or_, select, tuple_
+from sqlalchemy import Float, Integer, and_, case, cast, exists, func, literal, or_, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.messages import Citation
@@ -143,15 +144,46 @@ def _has_feedback(value: int | None) -> ColumnElement[bool]:
     return TurnRow.message_id.in_(refs)
 
 
-async def review_queue(db: Database, bands: Bands, before: int | None, size: int) -> Page:
-    """Answers to review: a 👎 or a confidence below the low-confidence threshold, not yet reviewed."""
+@dataclass(frozen=True, slots=True)
+class ReviewPage:
+    """One page of the review queue; `next_after` is the cursor of the next page ("priority:id"), None on the last."""
+
+    rows: list[TurnLine]
+    next_after: str | None
+
+
+def review_cursor(raw: str) -> tuple[float, int] | None:
+    """The (priority, id) a `next_after` cursor names, or None for anything else (a hand-edited URL: page one)."""
+    priority, _, turn = raw.partition(":")
+    try:
+        value = float(priority)
+    except ValueError:
+        return None
+    return (value, int(turn)) if turn.isdigit() and -1.0 <= value <= 1.0 else None
+
+
+async def review_queue(db: Database, bands: Bands, after: tuple[float, int] | None, size: int) -> ReviewPage:
+    """Answers to review: a 👎 or a confidence below the low-confidence threshold, not yet reviewed. Most likely
+    wrong first: 👎 answers, then by confidence from the lowest (an abstention, then the least sure answer), oldest
+    first within a level. Most answers sit under the low-confidence threshold, which is set strict, so a queue in
+    time order would put a 0.84 answer above a 0.21 one; keyset pagination on (priority, id)."""
+    priority = case(
+        (_feedback(-1), literal(-1.0)), else_=func.coalesce(cast(TurnRow.confidence, Float), literal(0.0))
+    ).label("priority")
     query = (
-        select(*_LINE)
+        select(*_LINE, priority)
         .where(TurnRow.role == BOT, TurnRow.outcome.in_(REVIEWABLE))
         .where(or_(TurnRow.confidence < bands.low_confidence, _feedback(-1)))
         .where(~exists(select(ReviewVerdictRow.id).where(ReviewVerdictRow.turn_id == TurnRow.id)))
     )
-    return await _lines(db, query, before, size)
+    if after is not None:
+        query = query.where(tuple_(priority, TurnRow.id) > tuple_(literal(after[0]), literal(after[1])))
+    query = query.order_by(priority, TurnRow.id).limit(size + 1)
+    async with db.sessions() as session:
+        found = (await session.execute(query)).tuples().all()
+    rows = [TurnLine(*row[:-1]) for row in found[:size]]
+    last = found[size - 1] if len(found) > size else None
+    return ReviewPage(rows, f"{float(last[-1])!r}:{last[0]}" if last is not None else None)
 
 
 async def _lines(db: Database, query: Any, before: int | None, size: int) -> Page:

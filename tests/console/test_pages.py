@@ -17,6 +17,7 @@ from bot.store.db import Database
 from bot.store.pages import PageStore
 from bot.store.report_archive import ReportArchive
 from bot.store.tables import AuditRow, ReviewVerdictRow, TurnRow
+from console import queries
 from knowledge.pasted import MAX_PAGE_BYTES, PastedPages
 from tests.conftest import ManualClock
 from tests.console import seed
@@ -103,6 +104,38 @@ async def test_one_conversation_shows_every_turn_with_its_trace(rig: ConsoleRig)
     ):
         assert shown in body, shown
     assert (await rig.client.get("/console/conversations/999")).status == 404
+
+
+async def test_the_review_queue_puts_the_most_likely_wrong_first_and_pages_through_all(
+    db: Database, clock: ManualClock
+) -> None:
+    """👎 first, then the lowest confidence, pages of two with no answer shown twice or skipped; on SQLite and
+    PostgreSQL (the keyset compares a row value whose first part is a CASE expression)."""
+    now = clock.now()
+    seeded = [
+        ("sure enough", 0.84, 0, "answered_offer"),
+        ("fine", 0.95, 0, "answered"),  # above the threshold, no 👎: not in the queue
+        ("barely", 0.21, 0, "answered_offer"),
+        ("disliked", 0.97, -1, "answered"),
+        ("abstained", 0.0, 0, "abstained"),
+        ("unsure", 0.5, 0, "answered_offer"),
+        ("also unsure", 0.5, 0, "answered_offer"),
+    ]
+    for offset, (question, confidence, thumbs, outcome) in enumerate(seeded):
+        at = now + timedelta(seconds=offset)
+        await seed.conversation(db, at, question, confidence=confidence, thumbs=thumbs, outcome=outcome)
+    bands = queries.Bands(0.2, 0.85)
+    seen: list[str] = []
+    after = None
+    for _ in range(5):
+        page = await queries.review_queue(db, bands, after, 2)
+        seen += [row.question for row in page.rows]
+        if page.next_after is None:
+            break
+        after = queries.review_cursor(page.next_after)
+    assert seen == ["disliked", "abstained", "barely", "unsure", "also unsure", "sure enough"]
+    assert queries.review_cursor("0.5:abc") is None and queries.review_cursor("nan:1") is None
+    assert queries.review_cursor("7:1") is None and queries.review_cursor("-1.0:12") == (-1.0, 12)
 
 
 async def test_a_verdict_leaves_the_queue_is_audited_and_exported(rig: ConsoleRig, tmp_path: Path) -> None:
