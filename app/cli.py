@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FRACTION",
         help="remove the answering documents of this share of questions and score abstention on them",
     )
+    answers.add_argument(
+        "--questions", action="store_true", help="with --json: every question's result too (kind, confidence, cited)"
+    )
     fit = eval_sub.add_parser("fit", help="fit the hybrid fusion weights on half the questions, score the other half")
     fit.add_argument("folder", type=Path, help="a BEIR folder of your own questions")
     fit.add_argument("--json", action="store_true", help="print the fit as JSON")
@@ -262,7 +265,7 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
         if not 0.0 <= args.holdout < 1.0:
             raise UsageError("--holdout takes a fraction from 0 to below 1, e.g. 0.3")
         report = await run_answers_eval(args.folder, config, holdout=args.holdout)
-        print(json.dumps(report.as_dict()) if args.json else format_answer_report(report))
+        print(json.dumps(report.as_dict(args.questions)) if args.json else format_answer_report(report))
         return 0
     if args.eval_kind == "fit":
         fitted = await asyncio.to_thread(fit_fusion, args.folder, config)

@@ -85,3 +85,31 @@ def test_doctor_reports_each_check_without_secrets(tmp_path: Path) -> None:
     assert "[ok  ] DATABASE_URL" in out and "[ok  ] EMBEDDING_MODEL" in out
     assert "[FAIL] TICKET_BACKEND: zendesk: missing ZENDESK_URL" in out
     assert result.returncode == 1 and "check(s) failed" in out
+
+
+def test_eval_answers_prints_the_rates_and_each_question(tmp_path: Path) -> None:
+    """`eval answers DIR --holdout F --json --questions` as an operator runs it on a folder of their own: the rates,
+    and per question its kind and what it cited, so a wrong answer can be traced."""
+    folder = tmp_path / "set"
+    folder.mkdir()
+    pages = {
+        "gate": ("Parking", "Visitors park in the north garage. The visitor gate code is 4711."),
+        "wifi": ("Guest wifi", "The guest wifi network is AcmeGuest and its password is on the reception desk."),
+        "lunch": ("Canteen", "The canteen serves lunch from noon to two on weekdays."),
+    }
+    rows = [{"_id": key, "title": title, "text": text} for key, (title, text) in pages.items()]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
+    questions = {"q1": "What is the visitor gate code?", "q2": "When does the canteen serve lunch?"}
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps({"_id": k, "text": v}) for k, v in questions.items()))
+    (folder / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tgate\t1\nq2\tlunch\t1\n")
+    answers = {"q1": "The visitor gate code is 4711.", "q2": "From noon to two on weekdays."}
+    (folder / "answers.jsonl").write_text("\n".join(json.dumps({"id": k, "answer": v}) for k, v in answers.items()))
+
+    result = _cli("eval", "answers", str(folder), "--holdout", "0.5", "--json", "--questions", data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["summary"]["answerable"] == 1 and report["summary"]["held_out"] == 1
+    kinds = {row["question_id"]: row["kind"] for row in report["questions"]}
+    assert sorted(kinds.values()).count("off_topic") == 30 and {kinds["q1"], kinds["q2"]} == {"answerable", "held_out"}
+    [answerable] = [row for row in report["questions"] if row["kind"] == "answerable"]
+    assert answerable["source_hit"] and answerable["fact"] and answerable["cited"]
