@@ -184,10 +184,7 @@ class ExtractiveAnswerer:
         merged = {key: self._merged(picks) for key, picks in sections.items()}
         covered = dict(zip(merged, self._ranker.rank(question, list(merged.values()), units), strict=True))
         lead = hits[0].score or 1.0
-        value = {
-            key: self._section_score(picks, covered[key]) * max(hits[key[0] - 1].score / lead, 0.0) ** self.prior
-            for key, picks in sections.items()
-        }
+        value = {key: covered[key] * max(hits[key[0] - 1].score / lead, 0.0) ** self.prior for key in sections}
         order = sorted(sections, key=lambda key: (-value[key], key))
         ranked = [sections[key] for key in order]
         top = value[order[0]]
@@ -203,16 +200,12 @@ class ExtractiveAnswerer:
 
     @staticmethod
     def _merged(picks: Sequence[_Pick]) -> Unit:
-        """A section as one unit: every quoted word of it, its heading as context."""
+        """A section as one unit for scoring: the words of its units that state something (a signpost such as
+        "Rate limits are described in ..." shares the question's words and answers nothing), its heading as
+        context."""
         first = picks[0].unit
-        text = "\n".join(pick.unit.quoted for pick in picks)
+        text = "\n".join(pick.unit.quoted for pick in picks if not SIGNPOST.search(pick.unit.text))
         return Unit(text, first.position, "section", context=first.heading, section=first.section)
-
-    @staticmethod
-    def _section_score(picks: Sequence[_Pick], covered: float) -> float:
-        """Half the section's best unit, half the question words the section holds anywhere (heading included):
-        "install ... on Ubuntu" is answered by the section headed "Ubuntu and Debian" whose command says "install"."""
-        return 0.5 * covered + 0.5 * max(pick.score for pick in picks)
 
     def _quote(self, picks: Sequence[_Pick], budget: int) -> list[_Pick]:
         """The section's units in document order, all of them when they fit the budget, else the run of consecutive
@@ -278,9 +271,11 @@ def render(picks: Sequence[_Pick], hits: Sequence[Hit]) -> str:
             if unit.lead and unit.group not in leads_done:
                 lines.append(f"> {unit.lead}")
                 leads_done.add(unit.group)
-            if unit.kind == "code":
+            if unit.kind == "code":  # a fence cannot carry the marker: the section's next unit does (same passage)
                 fence = "~~~~" if "```" in unit.text else "```"
-                lines += [f"> {fence}", *(f"> {line}" for line in unit.text.split("\n")), f"> {fence}", f">{marker}"]
+                lines += [f"> {fence}", *(f"> {line}" for line in unit.text.split("\n")), f"> {fence}"]
+                if number == len(group) - 1:
+                    lines.append(f">{marker}")
                 continue
             body = unit.text.split("\n")
             body[-1] = f"{body[-1]}{marker}"

@@ -25,6 +25,7 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _ITEM = re.compile(r"^(\s*)([-*+•]|\d{1,3}[.)])\s+(.*\S)\s*$")
 _RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
 _QUOTE = re.compile(r"^\s*>\s?")
+_UNDERLINE = re.compile(r"^[=\-~_*#]{3,}$")
 _TERMINAL = re.compile(r"[.!?:;)\"'”’*`]\s*$")
 _FALLBACK_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[\"'(\[]?[A-Z0-9*`])")
 MAX_LIST_WORDS = 120  # a lead-in quoted with its whole list only while the list stays this short
@@ -101,8 +102,10 @@ def sentences(text: str) -> list[str]:
 
 
 def _title_like(line: str) -> bool:
-    """A short line without end punctuation: a heading of a text that puts one paragraph on each line."""
-    return len(line) < 60 and not _TERMINAL.search(line) and len(line.split()) <= 8
+    """A short line without end punctuation: a heading of a text that puts one paragraph on each line (but not a
+    table row cut off from its header by a chunk boundary: "| E1550 | Clock out of sync |")."""
+    row = line.startswith("|") or line.endswith("|")
+    return len(line) < 60 and not _TERMINAL.search(line) and len(line.split()) <= 8 and not row
 
 
 def unwrap(lines: list[str]) -> list[str]:
@@ -150,6 +153,8 @@ def segment(text: str) -> list[Unit]:
             cursor.open_section(lines[0])
         elif kind == "paragraph":
             for paragraph in unwrap(lines):
+                if _UNDERLINE.match(paragraph):
+                    continue  # "=====" under a plain-text title: the title above is the heading
                 if _title_like(paragraph) and len(lines) > 1:
                     cursor.open_section(paragraph)
                     continue
