@@ -198,7 +198,9 @@ FACTS: list[tuple[str, Callable[[str], bool]]] = [
 @pytest.mark.long
 @pytest.mark.slow  # indexes the sample knowledge base
 @pytest.mark.asyncio(loop_scope="module")
-@pytest.mark.parametrize(("question", "states_fact"), FACTS, ids=["refund-14-days", "invite-7-days", "api-600", "ubuntu-apt"])
+@pytest.mark.parametrize(
+    ("question", "states_fact"), FACTS, ids=["refund-14-days", "invite-7-days", "api-600", "ubuntu-apt"]
+)
 async def test_sample_kb_answers_quote_the_fact(
     sample_kb: KnowledgeService, question: str, states_fact: Callable[[str], bool]
 ) -> None:
