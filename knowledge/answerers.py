@@ -21,7 +21,6 @@ from bot import metrics
 from bot.errors import LLMUnavailable
 from bot.messages import Turn, Usage
 from knowledge.budget import DailyBudget
-from knowledge.citations import page_key
 from knowledge.prompts import (
     NO_ANSWER,
     SYSTEM_PROMPT,
@@ -87,14 +86,16 @@ class UnitRanker:
         self._type_boost = type_boost
         self._context_weight = context_weight  # the heading above a unit helps, but less than the unit's own words
 
-    def rank(self, question: str, units: Sequence[Unit]) -> list[float]:
-        """One score per unit (0 = shares no question term), in the units' order."""
+    def rank(self, question: str, units: Sequence[Unit], vocabulary: Sequence[Unit] | None = None) -> list[float]:
+        """One score per unit (0 = shares no question term), in the units' order. The IDF comes from `vocabulary`
+        (default: the units themselves), so sections made of the same units can be scored on the same scale."""
         # "how long" / "how many" say what kind of answer is wanted; as words they match nothing useful
         terms = set(self._encoder.query(_QUESTION_WORDS.sub(" ", question)).indices)
         texts = [self._terms(unit.quoted, terms) for unit in units]
         contexts = [self._terms(unit.context, terms) for unit in units]
-        count = len(units)
-        frequency = {t: sum(1 for text in texts if t in text) for t in terms}
+        known = texts if vocabulary is None else [self._terms(unit.quoted, terms) for unit in vocabulary]
+        count = len(known)
+        frequency = {t: sum(1 for text in known if t in text) for t in terms}
         idf = {t: math.log(1 + (count - n + 0.5) / (n + 0.5)) for t, n in frequency.items()}
         wants_duration = ASKS_DURATION.search(question) is not None
         wants_number = wants_duration or ASKS_NUMBER.search(question) is not None
@@ -107,7 +108,7 @@ class UnitRanker:
                 score *= self._type_boost * self._type_boost
             elif score and wants_number and _NUMBER.search(unit.quoted):
                 score *= self._type_boost
-            if SIGNPOST.search(unit.text):
+            if SIGNPOST.search(unit.text) and vocabulary is None:
                 score *= SIGNPOST_WEIGHT
             scores.append(score)
         return scores
@@ -123,32 +124,38 @@ class _Pick:
     unit: Unit
 
 
+def _words(unit: Unit) -> int:
+    return len(unit.quoted.split())
+
+
 class ExtractiveAnswerer:
-    """Quotes the best whole units (sentences, list items with their lead-in, table rows with their header) of the
-    top passages, best first, each with its [n]."""
+    """Quotes the best-matching section of the top passages: the units under one heading, in document order, up to
+    a word budget (a help-centre snippet, not a collage of sentences from several pages), each with its [n]."""
 
     name = "extractive"
 
     def __init__(
         self,
         encoder: Bm25Encoder,
-        max_units: int = 3,
-        min_share: float = 0.25,
+        budget: int = 100,
+        second_share: float = 0.5,
         detector: PlantedInstructionDetector | None = None,
-        window: int = 2,
+        prior: float = 2.0,
     ) -> None:
         self._ranker = UnitRanker(encoder)
         # The engine drops passages with planted instructions; checking each unit again keeps this answerer safe
         # on its own (the bench, the eval) too.
         self._detector = detector or PlantedInstructionDetector()
-        self._max_units = max_units
-        # A unit scoring below this share of the best one is not quoted. 0.25 keeps the three best units in most
-        # answers (0.5 cut a fifth of the reference answer's words on the Samsung bench, 0.546 vs 0.673).
-        self.min_share = min_share
-        # After the best unit, quote the next `window` units under the same heading. Measured on the retrieved
-        # passages (fact in answer, answerable questions): Samsung 0.157 -> 0.272 with 2 (1: 0.214; instead a
-        # 4th/5th best unit: 0.192/0.226 for as many words), sample set 0.533 -> 0.567.
-        self.window = window
+        # Words quoted per answer (the quoted units; labels and markers come on top). 100 quotes as many words as
+        # the three best units plus a window did (~115 words per answer with labels) and holds the fact more often;
+        # 80 holds it less often (Samsung 0.30 vs 0.36 of answers), 120 a little more for a longer read (0.38).
+        self.budget = budget
+        # A second section is quoted (with the budget's remaining words) when it scores at least this share of the
+        # best one: an answer often spans two sections or pages (Samsung source hit 0.58 -> 0.63, fact 0.29 -> 0.36).
+        self.second_share = second_share
+        # A section's score is multiplied by (its passage's retrieval score / the best passage's) ** prior: retrieval
+        # saw the title and the whole passage, the unit ranker only the question's words in it.
+        self.prior = prior
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Draft:
         picks = self.select(question, hits)
@@ -157,8 +164,9 @@ class ExtractiveAnswerer:
         return Draft(text=render(picks, hits), answerer=self.name)
 
     def select(self, question: str, hits: Sequence[Hit]) -> list[_Pick]:
-        """The units to quote, best first. Every retrieved passage's units set the word statistics (one passage
-        alone makes its own topic word look rare); only passages close to the best one are quoted."""
+        """The units to quote: the best section's, in document order, then (when it scores close) the next one's.
+        Every retrieved passage's units set the word statistics (one passage alone makes its own topic word look
+        rare); only passages close to the best one are quoted."""
         best = hits[0].cosine if hits else 0.0
         quotable = self._quotable
         pool = [(index, unit) for index, hit in enumerate(hits, 1) for unit in segment(hit.text) if quotable(unit)]
@@ -166,37 +174,77 @@ class ExtractiveAnswerer:
             return []
         scores = self._ranker.rank(question, [unit for _, unit in pool])
         close = {index for index, hit in enumerate(hits, 1) if index == 1 or hit.cosine >= best - 0.15}
-        ranked = sorted(
-            (_Pick(score, index, unit) for score, (index, unit) in zip(scores, pool, strict=True) if index in close),
-            key=lambda pick: (-pick.score, pick.passage, pick.unit.position),
-        )
-        if ranked[0].score <= 0:  # nothing shares a word with the question: the best passage's opening
-            return [pick for pick in ranked if pick.passage == ranked[0].passage][:1]
-        chosen: list[_Pick] = []
-        for pick in ranked:
-            if len(chosen) == self._max_units or pick.score < self.min_share * ranked[0].score:
-                break
-            if not any(_overlaps(pick, other) for other in chosen):
-                chosen.append(pick)
-        return self._with_window(chosen, pool)
+        sections: dict[tuple[int, int], list[_Pick]] = {}
+        for score, (index, unit) in zip(scores, pool, strict=True):
+            if index in close:
+                sections.setdefault((index, unit.section), []).append(_Pick(score, index, unit))
+        if not sections:
+            return []
+        units = [unit for _, unit in pool]
+        merged = {key: self._merged(picks) for key, picks in sections.items()}
+        covered = dict(zip(merged, self._ranker.rank(question, list(merged.values()), units), strict=True))
+        lead = hits[0].score or 1.0
+        value = {key: covered[key] * max(hits[key[0] - 1].score / lead, 0.0) ** self.prior for key in sections}
+        order = sorted(sections, key=lambda key: (-value[key], key))
+        ranked = [sections[key] for key in order]
+        top = value[order[0]]
+        if top <= 0:  # nothing shares a word with the question: the best passage's opening
+            first = min(ranked, key=lambda picks: (picks[0].passage, picks[0].unit.position))
+            return self._quote([pick for pick in first if pick.unit.kind != "list"][:1], self.budget)
+        chosen = self._quote(ranked[0], self.budget)
+        # The second section: when the words chose another passage, the best section of the best-retrieved one (the
+        # two signals disagree, and either may be right: "How long do I have to ask for a refund?" matches "ask" in
+        # "When refunds are not available", retrieval ranks "The 14-day refund window" first); else the runner-up
+        # when it scores at least `second_share` of the best.
+        retrieved = [key for key in order[1:] if key[0] == 1 and value[key] > 0]
+        if order[0][0] != 1 and retrieved:
+            second: tuple[int, int] | None = retrieved[0]
+        else:
+            close_enough = self.second_share and len(order) > 1 and value[order[1]] >= self.second_share * top
+            second = order[1] if close_enough else None
+        room = self.budget - sum(_words(pick.unit) for pick in chosen)
+        if second is not None and room > 0:
+            chosen += self._quote(sections[second], room)
+        return chosen
 
-    def _with_window(self, chosen: list[_Pick], pool: Sequence[tuple[int, Unit]]) -> list[_Pick]:
-        """The best unit and the `window` units right after it under the same heading: an answer often goes on in
-        the next sentence or step ("From Settings, tap Location." then "Tap to turn on Location services.")."""
-        if not chosen or not self.window:
-            return chosen
-        best = chosen[0]
-        taken = {(pick.passage, pick.unit.position) for pick in chosen}
-        following = [
-            unit
-            for index, unit in pool
-            if index == best.passage
-            and best.unit.position < unit.position <= best.unit.position + self.window
-            and unit.context == best.unit.context
-            and unit.kind != "list"
-        ]
-        extra = [_Pick(0.0, best.passage, unit) for unit in following if (best.passage, unit.position) not in taken]
-        return [*chosen, *[pick for pick in extra if not any(_overlaps(pick, other) for other in chosen)]]
+    @staticmethod
+    def _merged(picks: Sequence[_Pick]) -> Unit:
+        """A section as one unit for scoring: the words of its units that state something (a signpost such as
+        "Rate limits are described in ..." shares the question's words and answers nothing), its heading as
+        context."""
+        first = picks[0].unit
+        text = "\n".join(pick.unit.quoted for pick in picks if not SIGNPOST.search(pick.unit.text))
+        return Unit(text, first.position, "section", context=first.heading, section=first.section)
+
+    def _quote(self, picks: Sequence[_Pick], budget: int) -> list[_Pick]:
+        """The section's units in document order, all of them when they fit the budget, else the run of consecutive
+        units within the budget that holds the most score (the best unit alone when even it is longer)."""
+        listed = {pick.unit.group for pick in picks if pick.unit.kind == "list"}
+        # a short list with its lead-in is one unit: its items are not quoted again on their own
+        units = sorted(
+            (pick for pick in picks if not (pick.unit.kind == "item" and pick.unit.group in listed)),
+            key=lambda pick: pick.unit.position,
+        )
+        if not units:
+            return []
+        if sum(_words(pick.unit) for pick in units) <= budget:
+            return units
+        best = max(range(len(units)), key=lambda i: (units[i].score, -i))
+        # (score held, words, earliest start): zero-score units around the best one still fill the budget, so a
+        # procedure's first step or a list's lead-in is quoted with the step that matched
+        choice, value = (best, best), (units[best].score, 0, 0)
+        for first in range(best + 1):
+            words = 0
+            for last in range(first, len(units)):
+                words += _words(units[last].unit)
+                if words > budget:
+                    break
+                if last < best:
+                    continue
+                candidate = (sum(p.score for p in units[first : last + 1]), words, -first)
+                if candidate > value:
+                    choice, value = (first, last), candidate
+        return units[choice[0] : choice[1] + 1]
 
     def _quotable(self, unit: Unit) -> bool:
         """Not a planted instruction, and not the tail of a sentence cut off by a chunk boundary."""
@@ -204,36 +252,42 @@ class ExtractiveAnswerer:
         return len(unit.text) > 3 and not fragment and self._detector.scan(unit.quoted) is None
 
 
-def _overlaps(pick: _Pick, other: _Pick) -> bool:
-    """A list quoted whole already holds its items; an item already quoted makes its whole list redundant."""
-    same_list = pick.passage == other.passage and pick.unit.group == other.unit.group and pick.unit.group >= 0
-    return same_list and "list" in (pick.unit.kind, other.unit.kind)
-
-
 def render(picks: Sequence[_Pick], hits: Sequence[Hit]) -> str:
-    """Markdown: per page (in order of its best unit) a label line and the quoted units in document order, each
-    ending with its [n] and set apart by an empty quote line; a list's lead-in is quoted once, above its items."""
-    pages: dict[str, list[_Pick]] = {}
+    """Markdown: per quoted section (best first) a label line naming the page and heading, then its units in
+    document order as a quote, each paragraph ending with its [n] and set apart by an empty quote line; a list's
+    lead-in is quoted once, above its items; a code block stays a fenced block."""
+    sections: dict[tuple[int, int], list[_Pick]] = {}
     for pick in picks:
-        pages.setdefault(page_key(hits[pick.passage - 1]), []).append(pick)
+        sections.setdefault((pick.passage, pick.unit.section), []).append(pick)
     blocks = []
-    for group in pages.values():
-        group.sort(key=lambda p: (p.passage, p.unit.position))
+    for group in sections.values():
+        group.sort(key=lambda p: p.unit.position)
         hit = hits[group[0].passage - 1]
-        section = group[0].unit.context or hit.meta("section")  # the heading right above the first quoted unit
+        section = group[0].unit.heading or hit.meta("section")
         label = f"**{hit.meta('title')}**" + (f" ({section})" if section and section != hit.meta("title") else "")
         lines = [label + ":"]
-        leads_done: set[tuple[int, int]] = set()
+        leads_done: set[int] = set()
         for number, pick in enumerate(group):
-            unit = pick.unit
-            same_list = number > 0 and unit.lead and (pick.passage, unit.group) in leads_done
+            unit, marker = pick.unit, f" [{pick.passage}]"
+            previous = group[number - 1].unit if number else None
+            same_list = previous is not None and unit.lead and unit.group in leads_done
+            same_paragraph = previous is not None and unit.paragraph >= 0 and unit.paragraph == previous.paragraph
+            if same_paragraph:
+                lines[-1] = lines[-1].removesuffix(marker) + f" {unit.text}{marker}"
+                continue
             if number > 0 and not same_list:
                 lines.append(">")  # a quoted paragraph break: separate units do not run together when rendered
-            if unit.lead and (pick.passage, unit.group) not in leads_done:
+            if unit.lead and unit.group not in leads_done:
                 lines.append(f"> {unit.lead}")
-                leads_done.add((pick.passage, unit.group))
+                leads_done.add(unit.group)
+            if unit.kind == "code":  # a fence cannot carry the marker: the section's next unit does (same passage)
+                fence = "~~~~" if "```" in unit.text else "```"
+                lines += [f"> {fence}", *(f"> {line}" for line in unit.text.split("\n")), f"> {fence}"]
+                if number == len(group) - 1:
+                    lines.append(f">{marker}")
+                continue
             body = unit.text.split("\n")
-            body[-1] = f"{body[-1]} [{pick.passage}]"
+            body[-1] = f"{body[-1]}{marker}"
             lines += [f"> {line}" for line in body]
         blocks.append("\n".join(lines))
     return "Here is what the help centre says:\n\n" + "\n\n".join(blocks)

@@ -1,8 +1,11 @@
-"""Quotable units of a passage: whole sentences, list items with their lead-in, table rows with their header.
+"""Quotable units of a passage: whole sentences, list items with their lead-in, table rows with their header, and
+short code blocks (the command a "how do I install" question needs is often only in a fenced block).
 
 The extractive answerer quotes units, so a unit must read as a whole: hard-wrapped lines of a paragraph are joined
 before sentences are found (a wrap is never a boundary), a list item carries the sentence that introduces it, a
-table row carries the header that names its cells, and a heading line is context for scoring, never a quote.
+table row carries the header that names its cells, and a heading line is context for scoring, never a quote. Each
+unit knows its section (the units under one heading) and paragraph, so a quote can keep a section's units together
+in document order and run a paragraph's sentences on one line.
 
 Sentences come from NLTK's Punkt model for English, loaded from the `punkt_tab` files that llama-index-core ships
 inside its wheel (`llama_index/core/_static/nltk_cache`), so nothing is downloaded; if those files are missing, a
@@ -22,9 +25,11 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _ITEM = re.compile(r"^(\s*)([-*+•]|\d{1,3}[.)])\s+(.*\S)\s*$")
 _RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
 _QUOTE = re.compile(r"^\s*>\s?")
+_UNDERLINE = re.compile(r"^[=\-~_*#]{3,}$")
 _TERMINAL = re.compile(r"[.!?:;)\"'”’*`]\s*$")
 _FALLBACK_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[\"'(\[]?[A-Z0-9*`])")
 MAX_LIST_WORDS = 120  # a lead-in quoted with its whole list only while the list stays this short
+MAX_CODE_LINES = 12  # a longer code block (a whole config file) is reference material, not an answer to quote
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +38,21 @@ class Unit:
 
     `text` is what is quoted (clean Markdown: a sentence, "- item", or "Row: cell; header: cell"); `lead` is the
     sentence that introduces a list item (quoted once above the items chosen from that list, `group` tells which
-    list); `context` holds words that help scoring but are not quoted (heading, table header, lead-in).
+    list); `context` holds words that help scoring but are not quoted (heading, table header, lead-in). `section`
+    numbers the heading groups of the passage (0 before the first heading) and `heading` names the unit's group;
+    `paragraph` is shared by the sentences of one paragraph (-1 for other kinds). A "code" unit's text is the
+    block's lines, without the fence.
     """
 
     text: str
     position: int
-    kind: str = "sentence"  # "sentence" | "item" | "list" | "row"
+    kind: str = "sentence"  # "sentence" | "item" | "list" | "row" | "code"
     lead: str = ""
     group: int = -1
     context: str = ""
+    section: int = 0
+    heading: str = ""
+    paragraph: int = -1
 
     @property
     def quoted(self) -> str:
@@ -91,8 +102,10 @@ def sentences(text: str) -> list[str]:
 
 
 def _title_like(line: str) -> bool:
-    """A short line without end punctuation: a heading of a text that puts one paragraph on each line."""
-    return len(line) < 60 and not _TERMINAL.search(line) and len(line.split()) <= 8
+    """A short line without end punctuation: a heading of a text that puts one paragraph on each line (but not a
+    table row cut off from its header by a chunk boundary: "| E1550 | Clock out of sync |")."""
+    row = line.startswith("|") or line.endswith("|")
+    return len(line) < 60 and not _TERMINAL.search(line) and len(line.split()) <= 8 and not row
 
 
 def unwrap(lines: list[str]) -> list[str]:
@@ -114,31 +127,46 @@ class _Cursor:
     heading: str = ""
     groups: int = 0
     last_block: str = ""
+    section: int = 0
+    paragraphs: int = 0
 
-    def add(self, text: str, kind: str = "sentence", lead: str = "", group: int = -1, context: str = "") -> None:
+    def open_section(self, heading: str) -> None:
+        self.heading = heading
+        self.section += 1
+
+    def add(
+        self, text: str, kind: str = "sentence", lead: str = "", group: int = -1, context: str = "", paragraph: int = -1
+    ) -> None:
         if text.strip():
             extra = " ".join(part for part in (self.heading, context) if part)
-            self.units.append(Unit(text.strip(), len(self.units), kind, lead, group, extra))
+            body = text.strip("\n") if kind == "code" else text.strip()
+            unit = Unit(body, len(self.units), kind, lead, group, extra, self.section, self.heading, paragraph)
+            self.units.append(unit)
 
 
 def segment(text: str) -> list[Unit]:
-    """The passage's quotable units, in document order (headings and code are context or left out)."""
+    """The passage's quotable units, in document order (headings are context, long code blocks are left out)."""
     cursor = _Cursor([])
     for kind, lines in _blocks(text.replace("\r\n", "\n").split("\n")):
         follows_paragraph, cursor.last_block = cursor.last_block == "paragraph", kind
         if kind == "heading":
-            cursor.heading = lines[0]
+            cursor.open_section(lines[0])
         elif kind == "paragraph":
             for paragraph in unwrap(lines):
+                if _UNDERLINE.match(paragraph):
+                    continue  # "=====" under a plain-text title: the title above is the heading
                 if _title_like(paragraph) and len(lines) > 1:
-                    cursor.heading = paragraph
+                    cursor.open_section(paragraph)
                     continue
+                cursor.paragraphs += 1
                 for sentence in sentences(paragraph):
-                    cursor.add(sentence)
+                    cursor.add(sentence, paragraph=cursor.paragraphs)
         elif kind == "list":
             _add_list(cursor, lines, follows_paragraph)
         elif kind == "table":
             _add_table(cursor, lines)
+        elif kind == "code" and len(lines) <= MAX_CODE_LINES and any(line.strip() for line in lines):
+            cursor.add("\n".join(line.rstrip() for line in lines), "code")
     return cursor.units
 
 
@@ -194,7 +222,7 @@ def _add_table(cursor: _Cursor, lines: list[str]) -> None:
 
 
 def _blocks(lines: list[str]) -> Iterator[tuple[str, list[str]]]:
-    """(kind, lines) for headings, paragraphs, lists, tables; fenced code is skipped."""
+    """(kind, lines) for headings, paragraphs, lists, tables and fenced code (its lines inside the fence)."""
     index, block, kind = 0, list[str](), ""
     while index < len(lines):
         line = _QUOTE.sub("", lines[index])
@@ -206,7 +234,9 @@ def _blocks(lines: list[str]) -> Iterator[tuple[str, list[str]]]:
                 yield kind, block
             block, kind = [], ""
         if fence:
-            index = _skip_fence(lines, index, fence.group(1))
+            end = _fence_end(lines, index, fence.group(1))
+            yield "code", [_QUOTE.sub("", line) for line in lines[index + 1 : end]]
+            index = end + 1  # past the closing fence
             continue
         if heading:
             yield "heading", [heading.group(1).strip()]
@@ -233,11 +263,12 @@ def _blocks(lines: list[str]) -> Iterator[tuple[str, list[str]]]:
         yield kind, block
 
 
-def _skip_fence(lines: list[str], index: int, fence: str) -> int:
+def _fence_end(lines: list[str], index: int, fence: str) -> int:
+    """The index of the line closing the fence opened at `index` (len(lines) when it is never closed)."""
     index += 1
     while index < len(lines):
-        closing = _FENCE.match(lines[index])
+        closing = _FENCE.match(_QUOTE.sub("", lines[index]))
         if closing and closing.group(1)[0] == fence[0] and len(closing.group(1)) >= len(fence):
-            return index + 1
+            return index
         index += 1
     return index

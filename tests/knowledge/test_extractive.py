@@ -1,5 +1,6 @@
 """Extractive answers quote the fact: whole units (never cut at a hard wrap), lists with their lead-in, table rows
-with their header; over the real sample KB, the refund window, invitation validity and API rate limit are quoted."""
+with their header, short code blocks; the best section in document order within a word budget; over the real sample
+KB, the refund window, invitation validity, API rate limit and the Ubuntu install command are quoted."""
 
 from __future__ import annotations
 
@@ -80,11 +81,26 @@ def test_list_items_carry_their_lead_in_and_nested_items() -> None:
     assert "**Original location**" in restore.text and "**Download**" in restore.text
 
 
-def test_table_rows_carry_their_header_and_code_is_not_quoted() -> None:
+def test_table_rows_carry_their_header_and_a_code_block_is_one_unit() -> None:
     units = segment(PAGE)
     assert "Team — Requests per minute: 600; Requests per day: 200,000" in [u.text for u in units]
-    assert not any("shell comment" in u.quoted or "--version" in u.quoted for u in units)
-    assert not any(u.quoted.lstrip().startswith("#") for u in units)
+    code = [u for u in units if u.kind == "code"]
+    assert [u.text for u in code] == ["# not a heading: a shell comment\nacme-backup --version"]
+    assert not any(u.quoted.lstrip().startswith("#") for u in units if u.kind != "code")
+    long_block = "```\n" + "\n".join(f"line {n}" for n in range(40)) + "\n```\n\nAfter the block."
+    assert [u.text for u in segment(long_block)] == ["After the block."]  # a whole file is no quote
+
+
+def test_units_know_their_section_and_a_plain_text_underline_is_no_heading() -> None:
+    units = segment("# Setup\n\nSign in first. Then pick a plan.\n\n## Linux\n\nInstall the package.\n")
+    assert [(u.text, u.section, u.heading) for u in units] == [
+        ("Sign in first.", 1, "Setup"),
+        ("Then pick a plan.", 1, "Setup"),
+        ("Install the package.", 2, "Linux"),
+    ]
+    assert units[0].paragraph == units[1].paragraph != units[2].paragraph
+    plain = segment("STATUS AND BACKUPS\n------------------\n\nShows the state of the service.\n")
+    assert [(u.text, u.heading) for u in plain] == [("Shows the state of the service.", "STATUS AND BACKUPS")]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -113,27 +129,78 @@ Charging takes about two hours. Sharing a connection uses more battery.
 """
 
 
-def test_the_steps_right_after_the_best_unit_are_quoted_with_it() -> None:
+def test_the_best_section_is_quoted_in_document_order_without_other_sections() -> None:
     hits = [Hit(node=TextNode(text=STEPS, metadata={"title": "Hotspot"}), score=1.0, cosine=0.6)]
     question = "How do I share my connection with other devices?"
-    text = ExtractiveAnswerer(Bm25Encoder()).answer(question, hits).text
-    assert "Then tap Mobile hotspot" in text and "Finally tap the switch" in text  # the two steps after the best
+    text = ExtractiveAnswerer(Bm25Encoder(), second_share=0.0).answer(question, hits).text
+    # the section's sentences in the page's order, one paragraph on one line, its heading in the label
+    assert "**Hotspot** (Mobile hotspot):" in text
+    assert "open Settings and tap Connections. Then tap Mobile hotspot and tethering. Finally tap the switch" in text
     assert "two hours" not in text  # another heading's text is no continuation
-    alone = ExtractiveAnswerer(Bm25Encoder(), window=0).answer(question, hits).text
-    assert "Finally tap the switch" not in alone
+
+
+INSTALL = """# Installing the desktop app
+
+The app runs on Windows, macOS and Linux. The current version is 4.2.
+
+## Updating the app
+
+Windows and macOS apps install the update the next time the app restarts. Linux updates arrive through your
+package manager.
+
+## Ubuntu and Debian
+
+```
+sudo apt install ./acme-backup_4.2.0_amd64.deb
+sudo systemctl enable --now acme-backup
+```
+
+On Arm64 Ubuntu use `acme-backup_4.2.0_arm64.deb`.
+"""
+
+
+def test_a_command_in_a_code_block_is_quoted_with_its_section() -> None:
+    hits = [Hit(node=TextNode(text=INSTALL, metadata={"title": "Installing"}), score=1.0, cosine=0.6)]
+    text = ExtractiveAnswerer(Bm25Encoder(), second_share=0.0).answer("How do I install the app on Ubuntu?", hits).text
+    lines = text.splitlines()
+    assert "**Installing** (Ubuntu and Debian):" in lines
+    start = lines.index("> ```")
+    assert lines[start : start + 4] == [
+        "> ```",
+        "> sudo apt install ./acme-backup_4.2.0_amd64.deb",
+        "> sudo systemctl enable --now acme-backup",
+        "> ```",
+    ]
+    assert lines.index("> On Arm64 Ubuntu use `acme-backup_4.2.0_arm64.deb`. [1]") > start  # document order
+    assert "update the next time" not in text
+
+
+def test_a_long_section_is_quoted_within_the_word_budget_around_its_best_unit() -> None:
+    filler = " ".join(f"Step {n} of the setup is routine." for n in range(30))
+    page = f"## Setup\n\n{filler}\n\nThe vault key expires after 90 days.\n\n{filler}\n"
+    hits = [Hit(node=TextNode(text=page, metadata={"title": "Setup"}), score=1.0, cosine=0.6)]
+    answerer = ExtractiveAnswerer(Bm25Encoder(), budget=40)
+    picks = answerer.select("When does the vault key expire?", hits)
+    assert "The vault key expires after 90 days." in [pick.unit.text for pick in picks]
+    assert sum(len(pick.unit.quoted.split()) for pick in picks) <= 40
+    positions = [pick.unit.position for pick in picks]
+    assert positions == list(range(positions[0], positions[0] + len(positions)))  # one run, in order
 
 
 FACTS: list[tuple[str, Callable[[str], bool]]] = [
     ("How long do I have to ask for a refund?", lambda q: "within **14 days** of the charge" in q),
     ("How long is a team invitation valid?", lambda q: "expire after **7 days**" in q),
     ("What is the API rate limit?", lambda q: "600" in q),
+    ("How do I install the app on Ubuntu?", lambda q: "sudo apt install ./acme-backup_4.2.0_amd64.deb" in q),
 ]
 
 
 @pytest.mark.long
 @pytest.mark.slow  # indexes the sample knowledge base
 @pytest.mark.asyncio(loop_scope="module")
-@pytest.mark.parametrize(("question", "states_fact"), FACTS, ids=["refund-14-days", "invite-7-days", "api-600"])
+@pytest.mark.parametrize(
+    ("question", "states_fact"), FACTS, ids=["refund-14-days", "invite-7-days", "api-600", "ubuntu-apt"]
+)
 async def test_sample_kb_answers_quote_the_fact(
     sample_kb: KnowledgeService, question: str, states_fact: Callable[[str], bool]
 ) -> None:
@@ -148,8 +215,12 @@ async def test_extractive_text_is_clean_markdown(sample_kb: KnowledgeService) ->
     for question, _ in FACTS:
         answer = await sample_kb.answer(question)
         lines = answer.text.splitlines()
+        fenced = False
         for line, following in zip(lines, [*lines[1:], ""], strict=True):
             body = line.lstrip("> ").strip()
+            if body.startswith(("```", "~~~~")) or fenced:  # a code block is quoted verbatim
+                fenced = fenced != body.startswith(("```", "~~~~"))
+                continue
             assert not body.startswith("#"), line  # no heading markers inside a quote
             assert body.count("**") % 2 == 0, line  # emphasis never cut in half
             if line.startswith(">") and body.endswith(":"):  # a lead-in is followed by its list, never left dangling
