@@ -35,6 +35,7 @@ from bot.messages import Answer, Citation, Role, Turn, Usage
 from knowledge.answerers import ClaudeAnswerer, Draft, ExtractiveAnswerer
 from knowledge.calibration import confidence as retrieval_confidence
 from knowledge.citations import number_citations, retrieved_passage
+from knowledge.focus import question_focus
 from knowledge.readers import COMMUNITY
 from knowledge.retrieval import Hit, HybridRetriever, metadata_filters
 from knowledge.safety import PlantedInstructionDetector
@@ -68,11 +69,14 @@ def _grounded_sentences(line: str, valid: range) -> str:
 
 
 def heuristic_condense(question: str, history: Sequence[Turn]) -> str:
-    """Without an LLM: a short or pronoun-led follow-up is joined to the customer's previous question."""
+    """Without an LLM: a short or pronoun-led follow-up is joined to the customer's previous question. Short and
+    pronoun-led are judged on the message's focus, so "Thanks! And for annual plans? Cheers, Dana" is a follow-up
+    while a long new question whose story says "it" is not."""
     previous = [t.text for t in history if t.role == Role.CUSTOMER and t.text.strip() != question.strip()]
     if not previous:
         return question
-    if len(question.split()) <= 12 or _FOLLOW_UP.search(question):
+    focus = question_focus(question)
+    if len(focus.split()) <= 12 or _FOLLOW_UP.search(focus):
         return f"{previous[-1].strip()} {question.strip()}"
     return question
 
@@ -87,12 +91,13 @@ _TAG = re.compile(rf"</?(?:{_HTML_TAGS})\b[^<>]{{0,500}}>|<[@#!][A-Za-z0-9^-]{{1
 
 
 def search_text(question: str) -> str:
-    """The question as retrieval and confidence read it: markup is not words of the question. Script and style
-    blocks and tags go (a pasted `<img onerror=...>` would otherwise make an answerable question look off-topic:
-    its rare words are on no page), a Slack link keeps its label; the customer's text itself is kept as asked
-    for the record and the reply."""
+    """The question as retrieval and confidence read it: its focus, without markup. Script and style blocks and
+    tags go (a pasted `<img onerror=...>` would otherwise make an answerable question look off-topic: its rare
+    words are on no page), a Slack link keeps its label; then greetings, introductions, stories and sign-offs go
+    (`knowledge.focus`: names, order numbers and "Sent from my iPhone" are on no page either). The customer's text
+    itself is kept as asked for the record and the reply."""
     text = _TAG.sub(" ", _SLACK_LINK.sub(r"\1", _SCRIPT.sub(" ", question)))
-    text = " ".join(text.split())
+    text = " ".join(question_focus(text).split())
     return text or question
 
 
