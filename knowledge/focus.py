@@ -4,28 +4,28 @@ Customers write "Hi team, my name is Dana Whitfield from Orbital Labs. We bought
 #A-88213). How long do I have to ask for a refund? Thanks, Dana. Sent from my iPhone". Names, companies, order
 numbers and devices are on no page, and confidence reads rare words a page lacks as a sign that the knowledge base
 does not cover the question, so the whole message abstained where the bare question answers. The focus drops what
-is never the question (greetings, self-introductions, thanks, sign-offs and the signature lines after them, "Sent
-from my ...", @-mentions), and in a long message keeps only the question sentences: those with a question mark,
-or, when no sentence has one, those that start like a question or ask for something ("please tell me ...", "I'd
-like to know ..."). A question that points back ("How do I fix this?", "What should I do?") keeps the sentence
-before it, which says what "this" is. A short message (at most `SHORT_WORDS` words once greetings and sign-offs are
-gone) is kept whole: "I lost my phone and my recovery codes. How do I get back in?" needs both sentences.
+is never the question (greetings, self-introductions, pleasantries, thanks, sign-offs and the signature lines after
+them, "Sent from my ...", @-mentions) and then keeps the question sentences: those with a question mark, or, when no
+sentence has one, those that start like a question or ask for something ("please tell me ...", "I'd like to know
+..."). A question that points back ("How do I fix this?", "What should I do?") keeps the sentence before it, which
+says what "this" is. A message without any question is searched whole, less its courtesies.
 
-Why rules and not a library: the sentence splitters that ship (nltk's punkt needs a data download, mail-parser-reply
-works on email bodies in the channel layer and already ran there) say where sentences end, not which one is the
-question; the rules are a few anchored patterns. The customer's full text is still what is stored, answered and
-shown; only the search reads the focus. Linear and bounded: at most `MAX_CHARS` characters and `MAX_SENTENCES`
-sentences are read, every pattern is anchored or bounded, and at most `MAX_QUESTIONS` question sentences are kept.
+Why rules and not a library: the sentence splitters at hand (nltk's punkt needs a data download; mail-parser-reply
+works on email bodies in the channel layer and already ran there) say where sentences end, not which one asks; the
+rules are a few anchored patterns. The customer's full text is still what is stored, answered and shown; only the
+search reads the focus. Linear and bounded: at most `MAX_CHARS` characters and `MAX_SENTENCES` sentences are read,
+every pattern is anchored or bounded, and at most `MAX_QUESTIONS` question sentences are kept.
 """
 
 from __future__ import annotations
 
 import re
 
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
 MAX_CHARS = 20_000
 MAX_SENTENCES = 400
 MAX_QUESTIONS = 3
-SHORT_WORDS = 0
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _MENTION = re.compile(r"(?<![\w@])@[\w.-]{1,80}:?")
@@ -55,6 +55,10 @@ _PLEASANTRY = re.compile(
     r"happy to (?:jump|hop|chat)\b|looking forward\b|i'?d (?:really )?appreciate\b)",
     re.IGNORECASE,
 )
+_SMALL_TALK = re.compile(
+    r"^(?:how are you|how are things|how's it going|how have you been|hope you're well|what's up)\b[^?]{0,30}\?*$",
+    re.IGNORECASE,
+)
 _ASKS = re.compile(
     r"^(?:how|what|why|when|where|which|who|whom|whose|can|could|would|will|should|is|are|am|was|were|do|does|did|"
     r"have|has|may|might|shall|isn'?t|aren'?t|don'?t|doesn'?t|won'?t|can'?t|explain)\b"
@@ -62,8 +66,10 @@ _ASKS = re.compile(
     r"i (?:want|need) to know|i(?:'?m| am)? wonder(?:ing)?|tell me|let me know|help me)\b",
     re.IGNORECASE,
 )
-_POINTS_BACK = re.compile(r"\b(?:this|that|it|these|those|they|them|there)\b", re.IGNORECASE)
+_POINTS_BACK = re.compile(r"\b(?:this|that|it|these|those|they|them)\b", re.IGNORECASE)
 POINTING_WORDS = 6  # "How can I fix this issue?" points back; "What does E1550 mean and how do I fix it?" does not
+# a question made of these and stop words says nothing by itself: "What should I do?", "How to resolve?", "Any ideas?"
+_EMPTY = ENGLISH_STOP_WORDS | {"fix", "resolve", "solve", "ideas", "idea", "help", "happen", "happens", "advice"}
 _WORD = re.compile(r"\w+")
 
 
@@ -73,8 +79,6 @@ def question_focus(text: str) -> str:
     kept = _without_courtesies(sentences)
     if not kept:
         return text
-    if sum(len(_WORD.findall(sentence)) for sentence in kept) <= SHORT_WORDS:
-        return " ".join(kept)
     asking = [i for i, sentence in enumerate(kept) if "?" in sentence]
     if not asking:
         asking = [i for i, sentence in enumerate(kept) if _ASKS.search(sentence)]
@@ -111,6 +115,8 @@ def _without_courtesies(sentences: list[str]) -> list[str]:
         if signature and short and not asks:
             continue
         signature = False
+        if _SMALL_TALK.match(sentence):
+            continue
         if not asks and (_GREETING.match(sentence) or _INTRO.match(sentence) or _PLEASANTRY.match(sentence)):
             continue
         kept.append(sentence)
@@ -118,6 +124,9 @@ def _without_courtesies(sentences: list[str]) -> list[str]:
 
 
 def _points_back(question: str) -> bool:
-    """A question that needs the sentence before it: it points back ("fix this") or is too short to stand alone."""
-    words = len(_WORD.findall(question))
-    return words <= 4 or (words <= POINTING_WORDS and _POINTS_BACK.search(question) is not None)
+    """A question that needs the sentence before it: a short one that points back ("How can I fix this?") or one that
+    names nothing ("What should I do?")."""
+    words = _WORD.findall(question.lower())
+    return all(word in _EMPTY for word in words) or (
+        len(words) <= POINTING_WORDS and _POINTS_BACK.search(question) is not None
+    )

@@ -35,9 +35,9 @@ Dana"""
             "Which macOS versions does the desktop app support?",
         ),
         (  # the question first, the story after it
-            "Hello, how do I restore a deleted folder? I dragged a folder called Invoices 2023 into the bin on my HP "
+            "Hello, how are you? How do I restore a deleted folder? I dragged a folder called Invoices 2023 into the bin on my HP "
             "Pavilion yesterday and emptied it. My manager Claire needs those files by Monday.\n\nMany thanks,\nOlu",
-            "how do I restore a deleted folder?",
+            "How do I restore a deleted folder?",
         ),
         (  # no question mark: the sentence that asks
             "Good afternoon, our accountant Mrs. Eriksen needs copies of everything we paid for our tax return by "
@@ -48,8 +48,7 @@ Dana"""
             "Hi, I'm Chloe from Blue Heron Media. Our IT lead Marcus asked me to compare options for the whole studio "
             "before Friday's meeting. How long is the free trial of the Team plan? We are fourteen people in two "
             "offices. Do I need a card for it?",
-            "How long is the free trial of the Team plan? We are fourteen people in two offices. Do I need a card "
-            "for it?",
+            "How long is the free trial of the Team plan? Do I need a card for it?",
         ),
     ],
 )
@@ -70,14 +69,14 @@ def test_a_question_that_points_back_keeps_the_sentence_it_points_to() -> None:
 @pytest.mark.parametrize(
     "question",
     [
-        "I lost my phone and my recovery codes. How do I get back into my account?",
-        "Can I turn off the single-key shortcuts in the web console? They clash with my screen reader.",
+        "How long do I have to ask for a refund?",
         "Wireless network signal is too weak. How can I fix this?",
+        "Anynet+ is not working. What should I do?",
         "How do I update TV’s software through Internet?",
         "This is Ubuntu 22.04 and the app will not start.",  # not a self-introduction
     ],
 )
-def test_a_short_question_is_read_whole(question: str) -> None:
+def test_a_plain_question_is_read_whole(question: str) -> None:
     assert question_focus(question) == question
 
 
@@ -122,7 +121,7 @@ def test_a_noisy_follow_up_is_still_joined_to_the_previous_question() -> None:
     assert joined.startswith("How much does the Team plan cost per user?")
     new_question = (
         "Hi again, my colleague Marcus set up the app on his laptop yesterday and says it is slow, and he wants to "
-        "check something else first. How do I limit the upload speed during office hours only?"
+        "check something else first. How do I limit the upload speed to 5 Mbps during office hours on weekdays only?"
     )
     assert heuristic_condense(new_question, history) == new_question  # the story's "it" is no follow-up
 

@@ -1,5 +1,6 @@
 """What retrieval and confidence read of a question: markup is not words of the question (a pasted tag's rare words
-are on no page and would make an answerable question look off-topic), while code-like text and error codes stay."""
+are on no page and would make an answerable question look off-topic), while code-like text and error codes stay.
+The focus (greetings, stories and sign-offs left out) is tested in test_focus.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from knowledge.engine import search_text
         (
             "How often do backups run? <script>alert('x')</script> <img src=x onerror=alert(1)> "
             '<a href="javascript:alert(2)">click</a>',
-            "How often do backups run? click",
+            "How often do backups run?",  # and the link's label, a sentence that does not ask, is not the focus
         ),
         ("See <https://acme.example/refunds|the refund page>, <@U0AGENT> <!here>", "See the refund page,"),
         ("Why does <E1042> show when 3 < 5 and 7 > 2?", "Why does <E1042> show when 3 < 5 and 7 > 2?"),
