@@ -35,7 +35,7 @@ from bot.messages import Answer, Citation, Role, Turn, Usage
 from knowledge.answerers import ClaudeAnswerer, Draft, ExtractiveAnswerer
 from knowledge.calibration import confidence as retrieval_confidence
 from knowledge.citations import number_citations, retrieved_passage
-from knowledge.focus import question_focus
+from knowledge.focus import question_focus, search_text
 from knowledge.readers import COMMUNITY
 from knowledge.retrieval import Hit, HybridRetriever, metadata_filters
 from knowledge.safety import PlantedInstructionDetector
@@ -79,26 +79,6 @@ def heuristic_condense(question: str, history: Sequence[Turn]) -> str:
     if len(focus.split()) <= 12 or _FOLLOW_UP.search(focus):
         return f"{previous[-1].strip()} {question.strip()}"
     return question
-
-
-_SCRIPT = re.compile(r"<(script|style)\b[^>]{0,500}>.{0,5000}?</\1\s*>", re.I | re.S)
-_SLACK_LINK = re.compile(r"<[^<>|\s]{1,500}\|([^<>]{0,500})>")
-_HTML_TAGS = (
-    "a|abbr|audio|b|body|br|button|center|code|div|em|embed|font|form|h[1-6]|head|html|i|iframe|img|input|li|link|"
-    "meta|object|ol|p|pre|source|span|strong|svg|table|tbody|td|th|thead|tr|u|ul|video"
-)
-_TAG = re.compile(rf"</?(?:{_HTML_TAGS})\b[^<>]{{0,500}}>|<[@#!][A-Za-z0-9^-]{{1,100}}>", re.I)
-
-
-def search_text(question: str) -> str:
-    """The question as retrieval and confidence read it: its focus, without markup. Script and style blocks and
-    tags go (a pasted `<img onerror=...>` would otherwise make an answerable question look off-topic: its rare
-    words are on no page), a Slack link keeps its label; then greetings, introductions, stories and sign-offs go
-    (`knowledge.focus`: names, order numbers and "Sent from my iPhone" are on no page either). The customer's text
-    itself is kept as asked for the record and the reply."""
-    text = _TAG.sub(" ", _SLACK_LINK.sub(r"\1", _SCRIPT.sub(" ", question)))
-    text = " ".join(question_focus(text).split())
-    return text or question
 
 
 class KnowledgeQueryEngine(BaseQueryEngine):

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.messages import Role, Turn
-from knowledge.engine import heuristic_condense, search_text
-from knowledge.focus import MAX_QUESTIONS, question_focus
+from knowledge.engine import heuristic_condense
+from knowledge.focus import MAX_QUESTIONS, question_focus, search_text
 from knowledge.noise import wrap
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -35,8 +35,9 @@ Dana"""
             "Which macOS versions does the desktop app support?",
         ),
         (  # the question first, the story after it
-            "Hello, how are you? How do I restore a deleted folder? I dragged a folder called Invoices 2023 into the bin on my HP "
-            "Pavilion yesterday and emptied it. My manager Claire needs those files by Monday.\n\nMany thanks,\nOlu",
+            "Hello, how are you? How do I restore a deleted folder? I dragged a folder called Invoices 2023 into "
+            "the bin on my HP Pavilion yesterday and emptied it. My manager Claire needs those files by Monday.\n\n"
+            "Many thanks,\nOlu",
             "How do I restore a deleted folder?",
         ),
         (  # no question mark: the sentence that asks

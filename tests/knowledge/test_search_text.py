@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from knowledge.engine import search_text
+from knowledge.focus import search_text
 
 
 @pytest.mark.parametrize(
