@@ -198,7 +198,7 @@ class KnowledgeQueryEngine(BaseQueryEngine):
         """Fall back to the extractive answerer when Claude gave nothing, then build the Answer; the CPU work runs in
         a worker thread so the event loop stays free for channel acks."""
         if draft is None and confidence >= self._threshold:
-            draft = await asyncio.to_thread(self._extractive.answer, standalone, hits)
+            draft = await asyncio.to_thread(self._extractive.answer, search_text(standalone), hits)
         stages["generate"] = (time.perf_counter() - started) * 1000
         return await asyncio.to_thread(self._finish, draft, hits, confidence, usage, stages, standalone, question)
 

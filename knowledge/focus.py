@@ -8,7 +8,10 @@ is never the question (greetings, self-introductions, pleasantries, thanks, sign
 them, "Sent from my ...", @-mentions) and then keeps the question sentences: those with a question mark, or, when no
 sentence has one, those that start like a question or ask for something ("please tell me ...", "I'd like to know
 ..."). A question that points back ("How do I fix this?", "What should I do?") keeps the sentence before it, which
-says what "this" is. A message without any question is searched whole, less its courtesies.
+says what "this" is. A message without any question is searched whole, less its courtesies. A bare message, one
+statement and one question without any courtesy ("I lost my phone and my recovery codes. How do I get back into my
+account?", typed into Slack or the API), is read whole: without greeting or sign-off it is no letter with a story,
+and its statement is part of the question (the sample set's recovery question lost its page without it).
 
 Why rules and not a library: the sentence splitters at hand (nltk's punkt needs a data download; mail-parser-reply
 works on email bodies in the channel layer and already ran there) say where sentences end, not which one asks; the
@@ -26,6 +29,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 MAX_CHARS = 20_000
 MAX_SENTENCES = 400
 MAX_QUESTIONS = 3
+BARE_SENTENCES = 2  # a message of two sentences and no courtesy is read whole
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _MENTION = re.compile(r"(?<![\w@])@[\w.-]{1,80}:?")
@@ -75,10 +79,13 @@ _WORD = re.compile(r"\w+")
 
 def question_focus(text: str) -> str:
     """The sentences of `text` that ask (see the module docstring), newline-free; `text` itself when none is left."""
-    sentences = _sentences(text[:MAX_CHARS])
+    text = text[:MAX_CHARS]
+    sentences = _sentences(text)
     kept = _without_courtesies(sentences)
     if not kept:
         return text
+    if len(kept) <= BARE_SENTENCES and kept == _sentences(text, courtesies=False):
+        return " ".join(kept)  # nothing but a statement and a question: the question with its context
     asking = [i for i, sentence in enumerate(kept) if "?" in sentence]
     if not asking:
         asking = [i for i, sentence in enumerate(kept) if _ASKS.search(sentence)]
@@ -92,10 +99,13 @@ def question_focus(text: str) -> str:
     return " ".join(kept[i] for i in chosen)
 
 
-def _sentences(text: str) -> list[str]:
+def _sentences(text: str, courtesies: bool = True) -> list[str]:
+    """The sentences of `text`, whitespace-normalised; without @-mentions and leading greetings unless `courtesies`
+    is false."""
     parts = []
-    for part in _SENTENCE.split(_MENTION.sub(" ", text), maxsplit=MAX_SENTENCES):
-        part = _LEAD.sub("", " ".join(part.split()))
+    for part in _SENTENCE.split(_MENTION.sub(" ", text) if courtesies else text, maxsplit=MAX_SENTENCES):
+        part = " ".join(part.split())
+        part = _LEAD.sub("", part) if courtesies else part
         if part:
             parts.append(part)
     return parts[:MAX_SENTENCES]

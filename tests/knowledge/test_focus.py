@@ -57,6 +57,11 @@ def test_the_focus_is_the_question_without_greeting_story_or_sign_off(message: s
     assert question_focus(message) == focus
 
 
+def test_in_a_letter_the_statement_before_a_question_is_story() -> None:
+    message = "Hi, I lost my phone on holiday in Crete. How do I get back into my account?\n\nThanks, Giorgos"
+    assert question_focus(message) == "How do I get back into my account?"
+
+
 def test_a_question_that_points_back_keeps_the_sentence_it_points_to() -> None:
     message = (
         "Hi there, I've been a customer for years and never had trouble until our office moved last month. "
@@ -71,6 +76,8 @@ def test_a_question_that_points_back_keeps_the_sentence_it_points_to() -> None:
     "question",
     [
         "How long do I have to ask for a refund?",
+        "I lost my phone and my recovery codes. How do I get back into my account?",  # bare: no letter, no story
+        "Can I turn off the single-key shortcuts in the web console? They clash with my screen reader.",
         "Wireless network signal is too weak. How can I fix this?",
         "Anynet+ is not working. What should I do?",
         "How do I update TV’s software through Internet?",

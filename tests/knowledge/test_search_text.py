@@ -15,7 +15,7 @@ from knowledge.focus import search_text
         (
             "How often do backups run? <script>alert('x')</script> <img src=x onerror=alert(1)> "
             '<a href="javascript:alert(2)">click</a>',
-            "How often do backups run?",  # and the link's label, a sentence that does not ask, is not the focus
+            "How often do backups run? click",
         ),
         ("See <https://acme.example/refunds|the refund page>, <@U0AGENT> <!here>", "See the refund page,"),
         ("Why does <E1042> show when 3 < 5 and 7 > 2?", "Why does <E1042> show when 3 < 5 and 7 > 2?"),
