@@ -8,6 +8,10 @@ so a hopeless question costs no tokens and cannot produce a guess; it also absta
 (Claude's NO_ANSWER sentinel) or cites nothing real. An abstention carries no text: the core words it
 (`bot/strings.py`) and offers a person.
 
+Retrieval, confidence and the extractive answerer's choice of quote read the question's focus (`knowledge.focus`:
+the sentences that ask, without markup, greetings, stories and sign-offs), since a name, an order number or "Sent
+from my iPhone" is on no page; Claude, the record and the reply get the customer's whole message.
+
 Retrieved passages are screened before anything reads them: community tips are filtered out in the store unless
 KNOWLEDGE_INCLUDE_COMMUNITY is on, and a passage with a planted instruction (`knowledge.safety`) is dropped, with
 a log line naming its document, so neither Claude nor the extractive answerer ever sees it.

@@ -28,8 +28,9 @@ RETRIEVAL_FLOORS = {"R@5": 0.93, "nDCG@10": 0.90}  # measured: hybrid 0.967 / 0.
 # the 8 unanswerable and 28 of 30 off-topic, 0.053 confidently wrong (2 of 38: right page, quote without the fact)
 ANSWER_FLOORS = {"source_hit": 0.85, "fact_rate": 0.45, "held_out_abstention": 0.75, "off_topic_abstention": 0.90}
 CONFIDENTLY_WRONG_CEILING = 0.10
-# measured (question focus, issue #12): NOISY_MEASURED; before the focus: source hit 0.267, fact 0.20
-NOISY_FLOORS = NOISY_FLOORS_TBD
+# measured (question focus, issue #12): source hit 0.833, fact 0.50, answered 0.867, abstained on 7 of the 8 noisy
+# unanswerable questions, none confidently wrong; before the focus: 0.267, 0.20, 0.267 (and 8 of 8)
+NOISY_FLOORS = {"source_hit": 0.80, "fact_rate": 0.45, "answered": 0.80, "held_out_abstention": 0.75}
 
 
 @pytest.mark.long
