@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import re
 
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
 MAX_CHARS = 20_000
 MAX_SENTENCES = 400
 MAX_QUESTIONS = 3
@@ -72,8 +70,14 @@ _ASKS = re.compile(
 )
 _POINTS_BACK = re.compile(r"\b(?:this|that|it|these|those|they|them)\b", re.IGNORECASE)
 POINTING_WORDS = 6  # "How can I fix this issue?" points back; "What does E1550 mean and how do I fix it?" does not
-# a question made of these and stop words says nothing by itself: "What should I do?", "How to resolve?", "Any ideas?"
-_EMPTY = ENGLISH_STOP_WORDS | {"fix", "resolve", "solve", "ideas", "idea", "help", "happen", "happens", "advice"}
+# a question made only of these words says nothing by itself: "What should I do?", "How to resolve?", "Any ideas?"
+# (a word list of our own: scikit-learn's stop words would load scikit-learn into the service)
+_EMPTY = frozenset((
+    "what", "how", "why", "when", "where", "which", "who", "should", "shall", "can", "could", "would", "will", "do",
+    "does", "did", "is", "are", "am", "be", "i", "we", "you", "me", "us", "my", "to", "a", "an", "the", "it",
+    "this", "that", "now", "then", "so", "any", "anything", "else", "next", "there", "here", "please", "one", "go",
+    "fix", "resolve", "solve", "ideas", "idea", "help", "happen", "happens", "advice", "suggestions", "thoughts",
+))  # fmt: skip
 _WORD = re.compile(r"\w+")
 
 
