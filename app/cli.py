@@ -75,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     answers.add_argument(
         "--questions", action="store_true", help="with --json: every question's result too (kind, confidence, cited)"
     )
+    answers.add_argument(
+        "--noise",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="wrap every question in a customer-style message (greeting, story, names, sign-off) drawn with this seed",
+    )
     fit = eval_sub.add_parser("fit", help="fit the hybrid fusion weights on half the questions, score the other half")
     fit.add_argument("folder", type=Path, help="a BEIR folder of your own questions")
     fit.add_argument("--json", action="store_true", help="print the fit as JSON")
@@ -264,7 +271,7 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.eval_kind == "answers":
         if not 0.0 <= args.holdout < 1.0:
             raise UsageError("--holdout takes a fraction from 0 to below 1, e.g. 0.3")
-        report = await run_answers_eval(args.folder, config, holdout=args.holdout)
+        report = await run_answers_eval(args.folder, config, holdout=args.holdout, noise=args.noise)
         print(json.dumps(report.as_dict(args.questions)) if args.json else format_answer_report(report))
         return 0
     if args.eval_kind == "fit":

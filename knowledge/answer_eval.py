@@ -13,6 +13,10 @@ customer's question) on a temporary index. Scores:
 - off-topic abstention: on `OFF_TOPIC_QUESTIONS`, general-knowledge and other-product questions;
 - confidently wrong: an in-domain answer (answerable, held out or restated) that is not flagged (neither abstained
   nor below the low-confidence threshold, where the core offers a person) and lacks the fact.
+
+With `noise` (a seed), every question, the unanswerable and off-topic ones too, is first wrapped in a customer-style
+message (`knowledge.noise`: greeting, introduction, story, sign-off), so the same figures measure long, noisy
+questions; wrapping the unanswerable ones as well keeps "answer everything" from looking like a fix.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import asyncio
 import random
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from bot.messages import Answer
 from knowledge.beir import BeirSet, EvalIndex, load_beir, temporary_index
 from knowledge.config import KnowledgeConfig
+from knowledge.noise import wrap
 
 FACT_SHARE = 0.8
 _WORD = re.compile(r"[a-z0-9]+")
@@ -189,17 +194,31 @@ def held_out_split(qrels: Mapping[str, Mapping[str, int]], fraction: float, seed
     return removed, orphaned
 
 
+def with_noise(data: BeirSet, seed: int) -> tuple[BeirSet, tuple[str, ...]]:
+    """(`data` with every question and unanswerable question wrapped in customer-style noise, the off-topic
+    questions wrapped the same way), from one generator seeded with `seed`, in file order."""
+    rng = random.Random(seed)
+    queries = {query_id: wrap(text, rng) for query_id, text in data.queries.items()}
+    unanswerable = {query_id: wrap(text, rng) for query_id, text in data.unanswerable.items()}
+    off_topic = tuple(wrap(text, rng) for text in OFF_TOPIC_QUESTIONS)
+    return replace(data, queries=queries, unanswerable=unanswerable), off_topic
+
+
 async def run_answers_eval(
-    folder: Path, config: KnowledgeConfig, holdout: float = 0.0, seed: int = 0
+    folder: Path, config: KnowledgeConfig, holdout: float = 0.0, seed: int = 0, noise: int | None = None
 ) -> AnswerEvalReport:
-    """Ask the engine every question of the folder (and the off-topic list) and score the answers."""
+    """Ask the engine every question of the folder (and the off-topic list) and score the answers; with `noise`,
+    each question wrapped in customer-style noise seeded by it."""
     data = load_beir(folder)
     if not data.answers:
         raise ValueError(f"{folder} has no answers.jsonl")
+    off_topic: Sequence[str] = OFF_TOPIC_QUESTIONS
+    if noise is not None:
+        data, off_topic = with_noise(data, noise)
     removed, held_out = held_out_split(data.qrels, holdout, seed)
     restated = still_stated(data.corpus, removed, data.answers, held_out)
     with temporary_index(data.corpus, config, leave_out=removed) as index:
-        results = await answer_questions(index, data, config, removed, held_out, restated)
+        results = await answer_questions(index, data, config, removed, held_out, restated, off_topic)
     return AnswerEvalReport(summarise(results), tuple(results))
 
 
@@ -210,6 +229,7 @@ async def answer_questions(
     removed: set[str],
     held_out: set[str],
     restated: Collection[str] = (),
+    off_topic_questions: Sequence[str] = OFF_TOPIC_QUESTIONS,
 ) -> list[QuestionResult]:
     """Every question of `data` (answerable or held out), its unanswerable ones, then the off-topic list."""
     results: list[QuestionResult] = []
@@ -220,7 +240,7 @@ async def answer_questions(
         kind = "restated" if query_id in restated else "held_out" if query_id in held_out else "answerable"
         results.append(_result(query_id, kind, answer, config, relevant, cited, data.answers.get(query_id, "")))
     unanswerable = [(query_id, text) for query_id, text in data.unanswerable.items()]
-    off_topic = [(f"off-topic-{number}", text) for number, text in enumerate(OFF_TOPIC_QUESTIONS, 1)]
+    off_topic = [(f"off-topic-{number}", text) for number, text in enumerate(off_topic_questions, 1)]
     for kind, questions in (("held_out", unanswerable), ("off_topic", off_topic)):
         for query_id, text in questions:
             answer = await index.service.answer(text)
@@ -255,10 +275,10 @@ def _result(
 
 
 def run_answers_eval_blocking(
-    folder: Path, config: KnowledgeConfig, holdout: float = 0.0, seed: int = 0
+    folder: Path, config: KnowledgeConfig, holdout: float = 0.0, seed: int = 0, noise: int | None = None
 ) -> AnswerEvalReport:
     """`run_answers_eval` from synchronous code (the CLI)."""
-    return asyncio.run(run_answers_eval(folder, config, holdout, seed))
+    return asyncio.run(run_answers_eval(folder, config, holdout, seed, noise))
 
 
 _LABELS = {

@@ -28,6 +28,7 @@ from pathlib import Path
 from wordfreq import zipf_frequency
 
 from knowledge.config import KnowledgeConfig
+from knowledge.focus import search_text
 from knowledge.retrieval import Hit
 from knowledge.sparse import Bm25Encoder
 
@@ -129,7 +130,7 @@ class Labelled:
 def collect_signals(folder: Path, config: KnowledgeConfig, off_topic: Sequence[str] = ()) -> list[Labelled]:
     """Labelled signals over a BEIR folder: each question as asked, the same question with its relevant documents
     filtered out of the search (unanswerable by construction), the folder's unanswerable questions, and the
-    `off_topic` questions."""
+    `off_topic` questions; each read as the engine reads it (`search_text`: its focus, without markup)."""
     from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 
     from knowledge.beir import load_beir, temporary_index  # lazy: beir -> service -> engine imports this module
@@ -145,8 +146,8 @@ def collect_signals(folder: Path, config: KnowledgeConfig, off_topic: Sequence[s
             found: list[Hit] = engine.screen(engine.retriever.search(text, embedding=embedding, filters=filters))
             return found
 
-        for query_id, text in data.queries.items():
-            relevant = list(data.qrels[query_id])
+        for query_id, asked in data.queries.items():
+            text, relevant = search_text(asked), list(data.qrels[query_id])
             hits = search(text)
             correct = bool(hits) and hits[0].doc_id in relevant
             rows.append(Labelled("answerable", signals(text, hits, encoder), correct, query_id))
@@ -154,10 +155,10 @@ def collect_signals(folder: Path, config: KnowledgeConfig, off_topic: Sequence[s
                 filters=[MetadataFilter(key="doc_id", value=relevant, operator=FilterOperator.NIN)]
             )
             rows.append(Labelled("held_out", signals(text, search(text, without), encoder), False, query_id))
-        for query_id, text in data.unanswerable.items():
-            rows.append(Labelled("held_out", signals(text, search(text), encoder), False, query_id))
-        for number, text in enumerate(off_topic, 1):
-            rows.append(Labelled("off_topic", signals(text, search(text), encoder), False, f"off-topic-{number}"))
+        unanswerable = [(query_id, "held_out", search_text(asked)) for query_id, asked in data.unanswerable.items()]
+        unanswerable += [(f"off-topic-{n}", "off_topic", search_text(asked)) for n, asked in enumerate(off_topic, 1)]
+        for query_id, kind, text in unanswerable:
+            rows.append(Labelled(kind, signals(text, search(text), encoder), False, query_id))
     return rows
 
 

@@ -8,6 +8,10 @@ so a hopeless question costs no tokens and cannot produce a guess; it also absta
 (Claude's NO_ANSWER sentinel) or cites nothing real. An abstention carries no text: the core words it
 (`bot/strings.py`) and offers a person.
 
+Retrieval, confidence and the extractive answerer's choice of quote read the question's focus (`knowledge.focus`:
+the sentences that ask, without markup, greetings, stories and sign-offs), since a name, an order number or "Sent
+from my iPhone" is on no page; Claude, the record and the reply get the customer's whole message.
+
 Retrieved passages are screened before anything reads them: community tips are filtered out in the store unless
 KNOWLEDGE_INCLUDE_COMMUNITY is on, and a passage with a planted instruction (`knowledge.safety`) is dropped, with
 a log line naming its document, so neither Claude nor the extractive answerer ever sees it.
@@ -35,6 +39,7 @@ from bot.messages import Answer, Citation, Role, Turn, Usage
 from knowledge.answerers import ClaudeAnswerer, Draft, ExtractiveAnswerer
 from knowledge.calibration import confidence as retrieval_confidence
 from knowledge.citations import number_citations, retrieved_passage
+from knowledge.focus import question_focus, search_text
 from knowledge.readers import COMMUNITY
 from knowledge.retrieval import Hit, HybridRetriever, metadata_filters
 from knowledge.safety import PlantedInstructionDetector
@@ -68,32 +73,16 @@ def _grounded_sentences(line: str, valid: range) -> str:
 
 
 def heuristic_condense(question: str, history: Sequence[Turn]) -> str:
-    """Without an LLM: a short or pronoun-led follow-up is joined to the customer's previous question."""
+    """Without an LLM: a short or pronoun-led follow-up is joined to the customer's previous question. Short and
+    pronoun-led are judged on the message's focus, so "Thanks! And for annual plans? Cheers, Dana" is a follow-up
+    while a long new question whose story says "it" is not."""
     previous = [t.text for t in history if t.role == Role.CUSTOMER and t.text.strip() != question.strip()]
     if not previous:
         return question
-    if len(question.split()) <= 12 or _FOLLOW_UP.search(question):
+    focus = question_focus(question)
+    if len(focus.split()) <= 12 or _FOLLOW_UP.search(focus):
         return f"{previous[-1].strip()} {question.strip()}"
     return question
-
-
-_SCRIPT = re.compile(r"<(script|style)\b[^>]{0,500}>.{0,5000}?</\1\s*>", re.I | re.S)
-_SLACK_LINK = re.compile(r"<[^<>|\s]{1,500}\|([^<>]{0,500})>")
-_HTML_TAGS = (
-    "a|abbr|audio|b|body|br|button|center|code|div|em|embed|font|form|h[1-6]|head|html|i|iframe|img|input|li|link|"
-    "meta|object|ol|p|pre|source|span|strong|svg|table|tbody|td|th|thead|tr|u|ul|video"
-)
-_TAG = re.compile(rf"</?(?:{_HTML_TAGS})\b[^<>]{{0,500}}>|<[@#!][A-Za-z0-9^-]{{1,100}}>", re.I)
-
-
-def search_text(question: str) -> str:
-    """The question as retrieval and confidence read it: markup is not words of the question. Script and style
-    blocks and tags go (a pasted `<img onerror=...>` would otherwise make an answerable question look off-topic:
-    its rare words are on no page), a Slack link keeps its label; the customer's text itself is kept as asked
-    for the record and the reply."""
-    text = _TAG.sub(" ", _SLACK_LINK.sub(r"\1", _SCRIPT.sub(" ", question)))
-    text = " ".join(text.split())
-    return text or question
 
 
 class KnowledgeQueryEngine(BaseQueryEngine):
@@ -213,7 +202,7 @@ class KnowledgeQueryEngine(BaseQueryEngine):
         """Fall back to the extractive answerer when Claude gave nothing, then build the Answer; the CPU work runs in
         a worker thread so the event loop stays free for channel acks."""
         if draft is None and confidence >= self._threshold:
-            draft = await asyncio.to_thread(self._extractive.answer, standalone, hits)
+            draft = await asyncio.to_thread(self._extractive.answer, search_text(standalone), hits)
         stages["generate"] = (time.perf_counter() - started) * 1000
         return await asyncio.to_thread(self._finish, draft, hits, confidence, usage, stages, standalone, question)
 

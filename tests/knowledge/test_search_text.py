@@ -1,11 +1,12 @@
 """What retrieval and confidence read of a question: markup is not words of the question (a pasted tag's rare words
-are on no page and would make an answerable question look off-topic), while code-like text and error codes stay."""
+are on no page and would make an answerable question look off-topic), while code-like text and error codes stay.
+The focus (greetings, stories and sign-offs left out) is tested in test_focus.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from knowledge.engine import search_text
+from knowledge.focus import search_text
 
 
 @pytest.mark.parametrize(
