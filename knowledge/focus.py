@@ -147,20 +147,19 @@ def _points_back(question: str) -> bool:
 
 
 _SCRIPT = re.compile(r"<(script|style)\b[^>]{0,500}>.{0,5000}?</\1\s*>", re.I | re.S)
-_SLACK_LINK = re.compile(r"<[^<>|\s]{1,500}\|([^<>]{0,500})>")
 _HTML_TAGS = (
     "a|abbr|audio|b|body|br|button|center|code|div|em|embed|font|form|h[1-6]|head|html|i|iframe|img|input|li|link|"
     "meta|object|ol|p|pre|source|span|strong|svg|table|tbody|td|th|thead|tr|u|ul|video"
 )
-_TAG = re.compile(rf"</?(?:{_HTML_TAGS})\b[^<>]{{0,500}}>|<[@#!][A-Za-z0-9^-]{{1,100}}>", re.I)
+_TAG = re.compile(rf"</?(?:{_HTML_TAGS})\b[^<>]{{0,500}}>", re.I)
 
 
 def search_text(question: str) -> str:
     """The question as retrieval and confidence read it: its focus, without markup. Script and style blocks and
     tags go (a pasted `<img onerror=...>` would otherwise make an answerable question look off-topic: its rare
-    words are on no page), a Slack link keeps its label; then greetings, introductions, stories and sign-offs go
-    (`knowledge.focus`: names, order numbers and "Sent from my iPhone" are on no page either). The customer's text
-    itself is kept as asked for the record and the reply."""
-    text = _TAG.sub(" ", _SLACK_LINK.sub(r"\1", _SCRIPT.sub(" ", question)))
+    words are on no page; Slack's own markup is turned into words by the Slack adapter); then greetings,
+    introductions, stories and sign-offs go (`knowledge.focus`: names, order numbers and "Sent from my iPhone" are
+    on no page either). The customer's text itself is kept as asked for the record and the reply."""
+    text = _TAG.sub(" ", _SCRIPT.sub(" ", question))
     text = " ".join(question_focus(text).split())
     return text or question

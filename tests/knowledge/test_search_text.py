@@ -17,7 +17,6 @@ from knowledge.focus import search_text
             '<a href="javascript:alert(2)">click</a>',
             "How often do backups run? click",
         ),
-        ("See <https://acme.example/refunds|the refund page>, <@U0AGENT> <!here>", "See the refund page,"),
         ("Why does <E1042> show when 3 < 5 and 7 > 2?", "Why does <E1042> show when 3 < 5 and 7 > 2?"),
         ("Is List<String> allowed in <code>Java</code>?", "Is List<String> allowed in Java ?"),
         ("<b></b>", "<b></b>"),  # nothing but markup: searched as asked, so it still gets a (low) answer
