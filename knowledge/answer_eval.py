@@ -300,7 +300,7 @@ def format_answer_report(report: AnswerEvalReport) -> str:
         f"{s['off_topic']:.0f} off-topic"
     )
     lines = [f"questions: {counts}"]
-    lines += [f"{label:<32}{s[key]:>8.3f}" for key, label in _LABELS.items()]
+    lines += [f"{label:<32}{s[key]:>8.3f}" for key, label in _LABELS.items() if key != "restated_safe" or s["restated"]]
     lines.append("reliability (in-domain): confidence from -> questions, share with the fact, share citing a source")
     lines += [
         f"  {row['from']:.1f}  {row['questions']:>4.0f}  {row['fact']:.2f}  {row['source_hit']:.2f}"

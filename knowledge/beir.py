@@ -2,7 +2,8 @@
 
 A folder holds `corpus.jsonl` ({"_id", "title", "text"}), `queries.jsonl` ({"_id", "text"}), `qrels.tsv` (or
 `qrels/test.tsv`: query-id, corpus-id, score), optionally `answers.jsonl` ({"_id" or "id", "answer"}) and
-`unanswerable.jsonl` ({"_id", "text"}: in-domain questions the corpus does not answer). Every
+`unanswerable.jsonl` ({"_id", "text"}: in-domain questions the corpus does not answer); a corpus row may carry
+`trust` ("community": answered from only with KNOWLEDGE_INCLUDE_COMMUNITY, as in production). Every
 loader accepts `_id` (BEIR) and `id` (what some sets ship). The temporary index goes through the same chunking,
 embedding and store as production; the service's own index is never touched.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from knowledge.config import KnowledgeConfig
-from knowledge.readers import NOT_EMBEDDED, KBDocument
+from knowledge.readers import COMMUNITY, NOT_EMBEDDED, SUPPORTED, KBDocument, Origin, SkipFile, read_file
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -66,6 +67,24 @@ def load_beir(folder: Path) -> BeirSet:
     return BeirSet(tuple(_jsonl(folder / "corpus.jsonl")), queries, qrels, answers, unanswerable)
 
 
+def knowledge_base_corpus(root: Path) -> list[dict[str, str]]:
+    """A knowledge-base folder as corpus rows, read by the same readers as ingestion (`_id` = the path under `root`):
+    an eval over them scores the text the service indexes (an HTML page's tables as Markdown rows, front matter
+    out, community tips marked), not a hand-flattened copy."""
+    rows = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED):
+        relative = path.relative_to(root).as_posix()
+        try:
+            document = read_file(path, Origin(relative=relative))
+        except SkipFile:
+            continue
+        row = {"_id": relative, "title": str(document.metadata["title"]), "text": document.text}
+        if document.metadata.get("trust") == COMMUNITY:
+            row["trust"] = COMMUNITY
+        rows.append(row)
+    return rows
+
+
 def corpus_documents(corpus: Collection[Mapping[str, Any]], leave_out: Collection[str] = ()) -> list[KBDocument]:
     """Corpus rows as Documents (id and source = the row id), without empty rows and the ids in `leave_out`."""
     documents = []
@@ -84,6 +103,7 @@ def corpus_documents(corpus: Collection[Mapping[str, Any]], leave_out: Collectio
                     "url": "",
                     "updated_at": "",
                     "file_type": "beir",
+                    **({"trust": str(row["trust"])} if row.get("trust") else {}),
                 },
                 excluded_embed_metadata_keys=list(NOT_EMBEDDED),
                 excluded_llm_metadata_keys=list(NOT_EMBEDDED),
