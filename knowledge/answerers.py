@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +122,38 @@ class _Pick:
     score: float
     passage: int  # 1-based position in the hits: the [n] marker
     unit: Unit
+    # The section the unit is quoted under: (passage, section) of the first passage that holds it. A section the
+    # chunker cut into several passages is one section, so its heading and its body are scored and quoted together.
+    key: tuple[int, int] = (0, 0)
+    offset: int = 0  # where the passage starts in its section: orders the units of a cut section
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return self.offset, self.unit.position
+
+
+def _leaf(hit: Hit) -> str:
+    """The innermost heading of the section the passage belongs to ("" when the page has none)."""
+    return str(hit.meta("section") or "").rpartition(" > ")[2]
+
+
+def _pool(hits: Sequence[Hit], quotable: Callable[[Unit], bool]) -> list[tuple[tuple[int, int], int, Unit]]:
+    """(section key, passage, unit) for every quotable unit of the passages. The chunker splits a long section into
+    passages, and only the first starts with the heading line: the units of a passage's own section (before its
+    first heading when it continues a section, else under the heading that opens it) share one key per page and
+    section path, whichever passages were retrieved."""
+    pool: list[tuple[tuple[int, int], int, Unit]] = []
+    owners: dict[tuple[str, str], tuple[int, int]] = {}
+    for index, hit in enumerate(hits, 1):
+        units = segment(hit.text, _leaf(hit))
+        own = 0 if any(unit.section == 0 for unit in units) else 1
+        for unit in units:
+            key = (index, unit.section)
+            if unit.section == own and hit.meta("section"):
+                key = owners.setdefault((hit.doc_id, hit.meta("section")), key)
+            if quotable(unit):
+                pool.append((key, index, unit))
+    return pool
 
 
 def _words(unit: Unit) -> int:
@@ -168,19 +200,19 @@ class ExtractiveAnswerer:
         Every retrieved passage's units set the word statistics (one passage alone makes its own topic word look
         rare); only passages close to the best one are quoted."""
         best = hits[0].cosine if hits else 0.0
-        quotable = self._quotable
-        pool = [(index, unit) for index, hit in enumerate(hits, 1) for unit in segment(hit.text) if quotable(unit)]
+        pool = _pool(hits, self._quotable)
         if not pool:
             return []
-        scores = self._ranker.rank(question, [unit for _, unit in pool])
+        scores = self._ranker.rank(question, [unit for _, _, unit in pool])
         close = {index for index, hit in enumerate(hits, 1) if index == 1 or hit.cosine >= best - 0.15}
         sections: dict[tuple[int, int], list[_Pick]] = {}
-        for score, (index, unit) in zip(scores, pool, strict=True):
+        for score, (key, index, unit) in zip(scores, pool, strict=True):
             if index in close:
-                sections.setdefault((index, unit.section), []).append(_Pick(score, index, unit))
+                offset = getattr(hits[index - 1].node, "start_char_idx", None) or 0  # TextNode: offset in its section
+                sections.setdefault(key, []).append(_Pick(score, index, unit, key, offset))
         if not sections:
             return []
-        units = [unit for _, unit in pool]
+        units = [unit for _, _, unit in pool]
         merged = {key: self._merged(picks) for key, picks in sections.items()}
         covered = dict(zip(merged, self._ranker.rank(question, list(merged.values()), units), strict=True))
         lead = hits[0].score or 1.0
@@ -189,7 +221,7 @@ class ExtractiveAnswerer:
         ranked = [sections[key] for key in order]
         top = value[order[0]]
         if top <= 0:  # nothing shares a word with the question: the best passage's opening
-            first = min(ranked, key=lambda picks: (picks[0].passage, picks[0].unit.position))
+            first = min(ranked, key=lambda picks: (picks[0].key, min(pick.order for pick in picks)))
             return self._quote([pick for pick in first if pick.unit.kind != "list"][:1], self.budget)
         chosen = self._quote(ranked[0], self.budget)
         # The second section: when the words chose another passage, the best section of the best-retrieved one (the
@@ -219,11 +251,11 @@ class ExtractiveAnswerer:
     def _quote(self, picks: Sequence[_Pick], budget: int) -> list[_Pick]:
         """The section's units in document order, all of them when they fit the budget, else the run of consecutive
         units within the budget that holds the most score (the best unit alone when even it is longer)."""
-        listed = {pick.unit.group for pick in picks if pick.unit.kind == "list"}
+        listed = {(pick.passage, pick.unit.group) for pick in picks if pick.unit.kind == "list"}
         # a short list with its lead-in is one unit: its items are not quoted again on their own
         units = sorted(
-            (pick for pick in picks if not (pick.unit.kind == "item" and pick.unit.group in listed)),
-            key=lambda pick: pick.unit.position,
+            (pick for pick in picks if not (pick.unit.kind == "item" and (pick.passage, pick.unit.group) in listed)),
+            key=lambda pick: pick.order,
         )
         if not units:
             return []
@@ -258,28 +290,28 @@ def render(picks: Sequence[_Pick], hits: Sequence[Hit]) -> str:
     lead-in is quoted once, above its items; a code block stays a fenced block."""
     sections: dict[tuple[int, int], list[_Pick]] = {}
     for pick in picks:
-        sections.setdefault((pick.passage, pick.unit.section), []).append(pick)
+        sections.setdefault(pick.key, []).append(pick)
     blocks = []
-    for group in sections.values():
-        group.sort(key=lambda p: p.unit.position)
-        hit = hits[group[0].passage - 1]
+    for key, group in sections.items():
+        group.sort(key=lambda p: p.order)
+        hit = hits[key[0] - 1]
         section = group[0].unit.heading or hit.meta("section")
         label = f"**{hit.meta('title')}**" + (f" ({section})" if section and section != hit.meta("title") else "")
         lines = [label + ":"]
-        leads_done: set[int] = set()
+        leads_done: set[tuple[int, int]] = set()
         for number, pick in enumerate(group):
-            unit, marker = pick.unit, f" [{pick.passage}]"
-            previous = group[number - 1].unit if number else None
-            same_list = previous is not None and unit.lead and unit.group in leads_done
-            same_paragraph = previous is not None and unit.paragraph >= 0 and unit.paragraph == previous.paragraph
+            unit, marker, list_id = pick.unit, f" [{pick.passage}]", (pick.passage, pick.unit.group)
+            previous = group[number - 1] if number and group[number - 1].passage == pick.passage else None
+            same_list = previous is not None and unit.lead and list_id in leads_done
+            same_paragraph = previous is not None and unit.paragraph >= 0 and unit.paragraph == previous.unit.paragraph
             if same_paragraph:
                 lines[-1] = lines[-1].removesuffix(marker) + f" {unit.text}{marker}"
                 continue
             if number > 0 and not same_list:
                 lines.append(">")  # a quoted paragraph break: separate units do not run together when rendered
-            if unit.lead and unit.group not in leads_done:
+            if unit.lead and list_id not in leads_done:
                 lines.append(f"> {unit.lead}")
-                leads_done.add(unit.group)
+                leads_done.add(list_id)
             if unit.kind == "code":  # a fence cannot carry the marker: the section's next unit does (same passage)
                 fence = "~~~~" if "```" in unit.text else "```"
                 lines += [f"> {fence}", *(f"> {line}" for line in unit.text.split("\n")), f"> {fence}"]

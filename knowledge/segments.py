@@ -144,9 +144,11 @@ class _Cursor:
             self.units.append(unit)
 
 
-def segment(text: str) -> list[Unit]:
-    """The passage's quotable units, in document order (headings are context, long code blocks are left out)."""
-    cursor = _Cursor([])
+def segment(text: str, heading: str = "") -> list[Unit]:
+    """The passage's quotable units, in document order (headings are context, long code blocks are left out).
+    `heading` names the text before the passage's first heading: a chunk that continues a section cut by the
+    chunker starts without its heading line, and its units still belong under that heading."""
+    cursor = _Cursor([], heading=heading)
     for kind, lines in _blocks(text.replace("\r\n", "\n").split("\n")):
         follows_paragraph, cursor.last_block = cursor.last_block == "paragraph", kind
         if kind == "heading":

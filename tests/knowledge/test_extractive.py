@@ -139,6 +139,28 @@ def test_the_best_section_is_quoted_in_document_order_without_other_sections() -
     assert "two hours" not in text  # another heading's text is no continuation
 
 
+def test_a_section_cut_into_two_passages_is_one_section_in_document_order() -> None:
+    # The chunker cut "If you lost your second factor" in two; only the first passage starts with the heading line,
+    # and retrieval ranks the continuation first. Both are one section: one label, the heading's start first.
+    section = "If you lost your second factor"
+    meta = {"title": "Two-factor authentication", "section": section, "source": "2fa.md"}
+    opening = f"## {section}\n\n- Team members: ask a team Admin to reset your second factor.\n"
+    rest = "Everyone else: contact support from the sign-in page. Verification takes 3 to 5 business days.\n"
+    hits = [
+        Hit(node=TextNode(text=rest, metadata=meta, start_char_idx=90), score=1.0, cosine=0.6),
+        Hit(node=TextNode(text=opening, metadata=meta), score=0.9, cosine=0.55),
+    ]
+    question = "I lost my second factor, how do I get back in?"
+    text = ExtractiveAnswerer(Bm25Encoder(), second_share=0.0).answer(question, hits).text
+    assert text.count("**Two-factor authentication**") == 1
+    assert f"**Two-factor authentication** ({section}):" in text
+    lines = quoted_lines(text)
+    team = next(n for n, line in enumerate(lines) if "Team members" in line)
+    support = next(n for n, line in enumerate(lines) if "contact support" in line)
+    assert team < support  # the page's order, not the retrieval order
+    assert lines[team].endswith("[2]") and lines[support].endswith("[1]")  # each unit cites its own passage
+
+
 INSTALL = """# Installing the desktop app
 
 The app runs on Windows, macOS and Linux. The current version is 4.2.
