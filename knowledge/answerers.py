@@ -21,6 +21,7 @@ from bot import metrics
 from bot.errors import LLMUnavailable
 from bot.messages import Turn, Usage
 from knowledge.budget import DailyBudget
+from knowledge.chunking import SECTION_SEPARATOR
 from knowledge.prompts import (
     NO_ANSWER,
     SYSTEM_PROMPT,
@@ -124,8 +125,8 @@ class _Pick:
     unit: Unit
     # The section the unit is quoted under: (passage, section) of the first passage that holds it. A section the
     # chunker cut into several passages is one section, so its heading and its body are scored and quoted together.
-    key: tuple[int, int] = (0, 0)
-    offset: int = 0  # where the passage starts in its section: orders the units of a cut section
+    key: tuple[int, int]
+    offset: int  # where the passage starts in its section: orders the units of a cut section
 
     @property
     def order(self) -> tuple[int, int]:
@@ -134,7 +135,7 @@ class _Pick:
 
 def _leaf(hit: Hit) -> str:
     """The innermost heading of the section the passage belongs to ("" when the page has none)."""
-    return str(hit.meta("section") or "").rpartition(" > ")[2]
+    return hit.meta("section").rpartition(SECTION_SEPARATOR)[2]
 
 
 def _pool(hits: Sequence[Hit], quotable: Callable[[Unit], bool]) -> list[tuple[tuple[int, int], int, Unit]]:
@@ -145,12 +146,12 @@ def _pool(hits: Sequence[Hit], quotable: Callable[[Unit], bool]) -> list[tuple[t
     pool: list[tuple[tuple[int, int], int, Unit]] = []
     owners: dict[tuple[str, str], tuple[int, int]] = {}
     for index, hit in enumerate(hits, 1):
-        units = segment(hit.text, _leaf(hit))
+        units, path = segment(hit.text, _leaf(hit)), hit.meta("section")
         own = 0 if any(unit.section == 0 for unit in units) else 1
         for unit in units:
             key = (index, unit.section)
-            if unit.section == own and hit.meta("section"):
-                key = owners.setdefault((hit.doc_id, hit.meta("section")), key)
+            if unit.section == own and path:
+                key = owners.setdefault((hit.doc_id, path), key)
             if quotable(unit):
                 pool.append((key, index, unit))
     return pool
@@ -205,11 +206,12 @@ class ExtractiveAnswerer:
             return []
         scores = self._ranker.rank(question, [unit for _, _, unit in pool])
         close = {index for index, hit in enumerate(hits, 1) if index == 1 or hit.cosine >= best - 0.15}
+        # a TextNode's start in its section: orders the passages of a section the chunker cut
+        offsets = [getattr(hit.node, "start_char_idx", None) or 0 for hit in hits]
         sections: dict[tuple[int, int], list[_Pick]] = {}
         for score, (key, index, unit) in zip(scores, pool, strict=True):
             if index in close:
-                offset = getattr(hits[index - 1].node, "start_char_idx", None) or 0  # TextNode: offset in its section
-                sections.setdefault(key, []).append(_Pick(score, index, unit, key, offset))
+                sections.setdefault(key, []).append(_Pick(score, index, unit, key, offsets[index - 1]))
         if not sections:
             return []
         units = [unit for _, _, unit in pool]

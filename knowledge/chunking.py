@@ -24,6 +24,7 @@ CHUNK_OVERLAP = 24
 LEAD_TOKENS = 80  # an untitled page opening up to this long is merged into the first section
 METADATA_TOKENS = 64  # title + section, in word pieces; leaves >= 136 pieces of text in every chunk
 SECTION_PART_CHARS = 80
+SECTION_SEPARATOR = " > "  # between the headings of a chunk's `section` metadata ("Restore > From the web app")
 _PATH_SEPARATOR = "\x1f"  # headings contain "/" (paths, error messages); the ASCII unit separator never does
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -123,7 +124,7 @@ class SectionPath(TransformComponent):
                 parts.append((heading.group(2) or "").strip())
             title = str(node.metadata.get("title", "")).strip().lower()
             parts = [part for part in parts if part.strip().lower() != title]
-            node.metadata["section"] = self._bounded(" > ".join(_clip(part) for part in parts), title)
+            node.metadata["section"] = self._bounded(SECTION_SEPARATOR.join(_clip(part) for part in parts), title)
             for excluded in (node.excluded_embed_metadata_keys, node.excluded_llm_metadata_keys):
                 if "header_path" in excluded:
                     excluded.remove("header_path")
