@@ -55,9 +55,9 @@ from knowledge.pasted import UPLOADS, PastedPages
 # together they take seconds to import (LlamaIndex, Qdrant, ONNX, the Slack SDK), and a one-shot command, a test
 # runner with a scripted engine or a start that fails on a bad setting builds none or only some of them.
 if TYPE_CHECKING:
-    from channels.email import EmailChannel, EmailConfig
-    from channels.slack import SlackChannel, SlackConfig
-    from knowledge import KnowledgeService
+    from channels.email import EmailChannel, EmailConfig  # lazy: types only (see above)
+    from channels.slack import SlackChannel, SlackConfig  # lazy: types only (see above)
+    from knowledge import KnowledgeService  # lazy: types only (see above)
 
 def open_database(settings: Settings) -> Database:
     return Database(settings.resolved_database_url)

@@ -22,7 +22,7 @@ from scheduler.jobs import JobFn
 from scheduler.publish import weekly_report_job
 
 if TYPE_CHECKING:
-    from channels.slack import SlackChannel  # only a type here: the Slack SDK loads with the channel that uses it
+    from channels.slack import SlackChannel  # lazy: only a type here; the Slack SDK loads with the channel using it
 
 
 def scheduler_config(settings: Settings) -> SchedulerConfig:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from knowledge.service import IngestReport, KnowledgeService, build_knowledge
+    from knowledge.service import IngestReport, KnowledgeService, build_knowledge  # lazy: types; __getattr__ loads
 
 __all__ = ["IngestReport", "KnowledgeService", "build_knowledge"]
 
