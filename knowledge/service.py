@@ -139,7 +139,9 @@ def _reachable_server(config: KnowledgeConfig) -> Any:
     parts = urlsplit(config.qdrant_url)
     where = f"{parts.scheme}://{parts.hostname}:{parts.port}" if parts.port else f"{parts.scheme}://{parts.hostname}"
     try:
-        client = QdrantClient(url=config.qdrant_url, api_key=config.qdrant_api_key or None)
+        # check_compatibility runs in a background thread and warns on stderr when the server does not answer: racy
+        # with our own one-line error below, and `get_collections` is the reachability check that counts
+        client = QdrantClient(url=config.qdrant_url, api_key=config.qdrant_api_key or None, check_compatibility=False)
         client.get_collections()
     except UnexpectedResponse as exc:
         if exc.status_code in (401, 403):
