@@ -77,6 +77,7 @@ def knowledge_config(settings: Settings) -> KnowledgeConfig:
         qdrant_api_key=secret(settings.qdrant_api_key),
         qdrant_collection=settings.qdrant_collection,
         retrieval_top_k=settings.retrieval_top_k,
+        rerank_depth=settings.rerank_depth,
         hybrid_fusion=settings.hybrid_fusion,
         hybrid_dense_weight=settings.hybrid_dense_weight,
         hybrid_sparse_weight=settings.hybrid_sparse_weight,

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = "supportbot"
     retrieval_top_k: int = Field(5, ge=1, le=50)
+    rerank_depth: int = Field(20, ge=0, le=100)  # fused candidates the cross-encoder reorders; 0 turns it off
     knowledge_base_url: str = ""  # public help-centre root: citations link to pages below it (never a file path)
     knowledge_include_community: bool = False  # answer from community/forum tips too (cited as community tips)
     knowledge_trusted_domains: CommaList = []  # hosts a KB page may send people to log in (+ KNOWLEDGE_BASE_URL's)

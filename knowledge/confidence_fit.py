@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from knowledge.answer_eval import OFF_TOPIC_QUESTIONS
-from knowledge.calibration import FEATURES, Labelled, balanced_weights, collect_signals, fit_confidence, probability
+from knowledge.calibration import (
+    FEATURES,
+    READER_FEATURES,
+    Labelled,
+    balanced_weights,
+    collect_signals,
+    fit_confidence,
+    probability,
+)
 from knowledge.config import KnowledgeConfig
 
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -51,7 +59,11 @@ class ConfidenceFit:
     scores: tuple[FolderScore, ...] = field(default=())
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"features": list(FEATURES)}
+        return asdict(self) | {"features": list(self.features)}
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return READER_FEATURES if len(self.coefficients) == len(READER_FEATURES) else FEATURES
 
 
 def fit_folders(folders: Sequence[Path], config: KnowledgeConfig) -> ConfidenceFit:
@@ -111,10 +123,11 @@ def score_half(name: str, rows: Sequence[Labelled], coefficients: Sequence[float
 
 def format_confidence_fit(fit: ConfidenceFit) -> str:
     """The constants to paste, then per folder: AUCs, the trade-off and the reliability table."""
+    prefix = "READER_" if fit.features == READER_FEATURES else ""
     lines = [
-        f"FEATURES = {FEATURES!r}",
-        f"COEFFICIENTS = {fit.coefficients!r}",
-        f"INTERCEPT = {fit.intercept!r}",
+        f"{prefix}FEATURES = {fit.features!r}",
+        f"{prefix}COEFFICIENTS = {fit.coefficients!r}",
+        f"{prefix}INTERCEPT = {fit.intercept!r}",
     ]
     for score in fit.scores:
         lines += [

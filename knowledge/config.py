@@ -31,6 +31,7 @@ class KnowledgeConfig:
     qdrant_api_key: str = ""  # QDRANT_API_KEY
     qdrant_collection: str = "supportbot"  # QDRANT_COLLECTION
     retrieval_top_k: int = 5  # RETRIEVAL_TOP_K
+    rerank_depth: int = 20  # RERANK_DEPTH: fused candidates the cross-encoder reorders (0: no reranking)
     hybrid_fusion: Literal["score", "rrf"] = "score"  # HYBRID_FUSION: weighted score sum, or weighted RRF
     hybrid_dense_weight: float = 0.4  # HYBRID_DENSE_WEIGHT: weight of the dense (cosine) list; fit: `eval fit`
     hybrid_sparse_weight: float = 0.6  # HYBRID_SPARSE_WEIGHT: weight of the sparse (BM25) list

@@ -2,7 +2,8 @@
 
 Retrieval (`supportbot eval retrieval DIR`): the folder's corpus (see `knowledge.beir`) goes through the same
 chunking, embedding and stores as production, in a temporary index; chunk hits are collapsed to documents (best
-chunk's rank) and scored with R@1, R@5, R@10, MRR@10 and nDCG@10 for BM25-only, dense-only and hybrid.
+chunk's rank) and scored with R@1, R@5, R@10, MRR@10 and nDCG@10 for BM25-only, dense-only, hybrid (fused) and,
+with the cross-encoder on (RERANK_DEPTH > 0), reranked: the fused list's top RERANK_DEPTH reordered by it.
 
 Fit (`supportbot eval fit DIR`): `fit_fusion` picks the fusion method and weights on half the questions and scores
 them on the other half, next to both arms and the current plan. Answers (`supportbot eval answers DIR`):
@@ -95,12 +96,16 @@ def retrieval_scores(
 ) -> dict[str, dict[str, float]]:
     """Mean metrics per mode of the questions of `data` on an index of its corpus."""
     retriever: HybridRetriever = index.service.engine.retriever
-    rows: dict[str, list[dict[str, float]]] = {name: [] for name, _ in modes}
+    # "hybrid" is the fused list alone; "reranked" what the engine reads: the same list after the cross-encoder
+    runs = [(name, mode, False) for name, mode in modes]
+    if retriever.reranks and any(mode == "hybrid" for _, mode in modes):
+        runs.append(("reranked", "hybrid", True))
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in runs}
     for query_id, text in data.queries.items():
         embedding = index.service.embed_model.get_query_embedding(text)
-        for name, mode in modes:
+        for name, mode, rerank in runs:
             vector = None if mode == "sparse" else embedding
-            hits = retriever.search(text, embedding=vector, mode=mode, top_k=CANDIDATES)
+            hits = retriever.search(text, embedding=vector, mode=mode, top_k=CANDIDATES, rerank=rerank)
             rows[name].append(score_ranking(documents(hits), data.qrels[query_id]))
     return {name: _mean(values) for name, values in rows.items()}
 

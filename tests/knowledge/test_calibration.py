@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from llama_index.core.schema import TextNode
 
-from knowledge.calibration import Labelled, Signals, balanced_weights, probability, rarity, signals
+from knowledge.calibration import (
+    NO_READING,
+    Labelled,
+    Signals,
+    balanced_weights,
+    fit_confidence,
+    probability,
+    rarity,
+    signals,
+)
 from knowledge.confidence_fit import ConfidenceFit, format_confidence_fit, score_half
 from knowledge.retrieval import Hit
 from knowledge.sparse import Bm25Encoder
@@ -50,4 +61,19 @@ def test_the_fit_report_scores_a_half_and_prints_the_constants() -> None:
     assert sum(n for _, n, _ in score.reliability) == 3
     assert {row.half for row in rows} <= {"a", "b"} and rows[0].half == rows[1].half
     text = format_confidence_fit(ConfidenceFit((1.0,) * 5, -1.0, (score,)))
-    assert "COEFFICIENTS = (1.0, 1.0, 1.0, 1.0, 1.0)" in text and "held-out abstained" in text
+    assert "\nCOEFFICIENTS = (1.0, 1.0, 1.0, 1.0, 1.0)" in text and "held-out abstained" in text
+    text = format_confidence_fit(ConfidenceFit((1.0,) * 6, -1.0, (score,)))
+    assert "READER_COEFFICIENTS = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0)" in text and "'reader')" in text
+
+
+def test_with_a_reader_the_logit_moves_the_confidence_and_a_missing_one_reads_as_no_answer() -> None:
+    retrieval = Signals(0.6, 0.8, 0.2, 0.1, 2.0)
+    answers, doubts = replace(retrieval, reader=6.0), replace(retrieval, reader=-6.0)
+    assert probability(answers) > probability(doubts)
+    assert retrieval.vector() == (0.6, 0.8, 0.2, 0.1, 2.0)  # no reader ranked it: the retrieval-only model
+    assert answers.vector() == (0.6, 0.8, 0.2, 0.1, 2.0, 6.0)
+    assert retrieval.vector(with_reader=True)[-1] == NO_READING
+    # a fit over rows with and without a logit (a search that found nothing has none) gives every row six inputs
+    rows = [Labelled("answerable", answers, True, "q1"), Labelled("held_out", Signals(0, 0, 0, 0, 0), False, "q1")]
+    coefficients, _ = fit_confidence(rows)
+    assert len(coefficients) == 6

@@ -9,7 +9,7 @@ import pytest
 
 from knowledge.answer_eval import OFF_TOPIC_QUESTIONS, QuestionResult, has_fact, held_out_split, still_stated, summarise
 from knowledge.beir import load_beir
-from knowledge.calibration import FEATURES, collect_signals, fit_confidence, probability
+from knowledge.calibration import READER_FEATURES, collect_signals, fit_confidence, probability
 from knowledge.config import KnowledgeConfig
 from knowledge.eval import (
     fit_fusion,
@@ -31,16 +31,16 @@ def test_metrics_of_a_known_ranking() -> None:
     assert 0.6 < scores["nDCG@10"] < 0.64  # 1 / log2(3)
 
 
-def test_retrieval_eval_reports_three_modes(make_settings: Callable[..., KnowledgeConfig]) -> None:
+def test_retrieval_eval_reports_both_arms_fused_and_reranked(make_settings: Callable[..., KnowledgeConfig]) -> None:
     results = run_retrieval_eval(FIXTURES / "beir", make_settings())
-    assert set(results) == {"bm25", "dense", "hybrid"}
+    assert set(results) == {"bm25", "dense", "hybrid", "reranked"}
     for metrics in results.values():
         assert set(metrics) == {"R@1", "R@5", "R@10", "MRR@10", "nDCG@10"}
         assert all(0.0 <= value <= 1.0 for value in metrics.values())
     assert results["hybrid"]["R@5"] >= results["bm25"]["R@5"]
     json.dumps(results)
     table = format_eval_table(results)
-    assert "nDCG@10" in table and "hybrid" in table
+    assert "nDCG@10" in table and "hybrid" in table and "reranked" in table
 
 
 async def test_answer_eval_abstains_and_ignores_injected_instructions(
@@ -124,6 +124,8 @@ def test_confidence_ranks_answerable_above_held_out_above_off_topic(
         return sum(values) / len(values)
 
     assert mean("answerable") > mean("held_out") > mean("off_topic")
+    assert all(row.evidence.reader is not None for row in rows if row.kind == "answerable")  # reranked by default
     coefficients, _ = fit_confidence(rows)
-    assert len(coefficients) == len(FEATURES)
-    assert dict(zip(FEATURES, coefficients, strict=True))["coverage"] > 0  # more question words found, more sure
+    assert len(coefficients) == len(READER_FEATURES)
+    fitted = dict(zip(READER_FEATURES, coefficients, strict=True))
+    assert fitted["coverage"] > 0 and fitted["reader"] > 0  # more question words found, a higher logit: more sure
