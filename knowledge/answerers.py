@@ -225,15 +225,18 @@ class ExtractiveAnswerer:
         if top <= 0:  # nothing shares a word with the question: the best passage's opening
             first = min(ranked, key=lambda picks: (picks[0].key, min(pick.order for pick in picks)))
             return self._quote([pick for pick in first if pick.unit.kind != "list"][:1], self.budget)
-        chosen = self._quote(ranked[0], self.budget)
-        # The second section: when the words chose another passage, the best section of the best-retrieved one (the
-        # two signals disagree, and either may be right: "How long do I have to ask for a refund?" matches "ask" in
-        # "When refunds are not available", retrieval ranks "The 14-day refund window" first); else the runner-up
-        # when it scores at least `second_share` of the best.
+        # When the words chose another passage than retrieval's best (the two signals disagree, and either may be
+        # right: "How long do I have to ask for a refund?" matches "ask" in "When refunds are not available",
+        # retrieval, whose cross-encoder read each passage with the question, ranks "The 14-day refund window"
+        # first), both are quoted, retrieval's first, each with half the budget (sample set fact 0.633 -> 0.667,
+        # Samsung 0.371 -> 0.361: 5 answers gained, 10 lost). Else the runner-up follows when it scores at least
+        # `second_share` of the best.
         retrieved = [key for key in order[1:] if key[0] == 1 and value[key] > 0]
         if order[0][0] != 1 and retrieved:
-            second: tuple[int, int] | None = retrieved[0]
+            chosen = self._quote(sections[retrieved[0]], self.budget // 2)
+            second: tuple[int, int] | None = order[0]
         else:
+            chosen = self._quote(ranked[0], self.budget)
             close_enough = self.second_share and len(order) > 1 and value[order[1]] >= self.second_share * top
             second = order[1] if close_enough else None
         room = self.budget - sum(_words(pick.unit) for pick in chosen)
