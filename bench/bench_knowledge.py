@@ -6,7 +6,9 @@
    retriever's hybrid search (a dense and a sparse candidate list, fused client-side by the configured plan) next to
    the store's in-engine weighted RRF that the retriever used before issue #12; ratio = now / before.
    Store part with cheap random vectors; real query-embedding time measured separately; total = sum of both.
-3. Memory at scale, in fresh processes (`bench/memory_probe.py`): the knowledge side of a service building an
+3. Reranking: the cross-encoder (`knowledge.rerank`) reading RERANK_DEPTH synthetic passages of ~150 words per
+   question, p50/p95, and the question's retrieval total with it as a ratio to the total without it (before).
+4. Memory at scale, in fresh processes (`bench/memory_probe.py`): the knowledge side of a service building an
    index of 100k chunks (--quick: 5k; real chunk payloads, vectors derived from real embeddings), RSS after each
    stage split into anonymous and file-backed memory, peak RSS; then a restarted service on that index: RSS and
    hybrid+filter search p50/p95. Goal: RSS under 1 GB at 100k chunks, p95 not worse; before = commit 4570747.
@@ -219,6 +221,26 @@ async def retrieval(report: Report, quick: bool, settings: KnowledgeConfig, tmp:
         report.add(f"total p50 @{size} (embed + search)", summary["p50_ms"] + embed["p50_ms"], "ms")
         report.add(f"total p95 @{size} (embed + search)", summary["p95_ms"] + embed["p95_ms"], "ms", "goal < 20 ms")
         store.close()
+    reranking(report, quick, settings, questions, summary["p50_ms"] + embed["p50_ms"])
+
+
+def reranking(
+    report: Report, quick: bool, settings: KnowledgeConfig, questions: list[str], retrieval_p50_ms: float
+) -> None:
+    from knowledge.rerank import CrossEncoder  # lazy: as in ingestion()
+
+    started = time.perf_counter()
+    reader = CrossEncoder()
+    report.add("reranker load", time.perf_counter() - started, "s")
+    rng = random.Random(5)
+    timer = Timer()
+    for question in questions[: 20 if quick else 60]:
+        passages = [" ".join(sentence(rng) for _ in range(12)) for _ in range(settings.rerank_depth)]
+        with timer.measure():
+            reader.scores(question, passages)
+    report.add_timer(f"rerank {settings.rerank_depth} passages", timer)
+    p50 = timer.summary()["p50_ms"]
+    report.ratio("retrieval p50 with rerank / without", retrieval_p50_ms + p50, retrieval_p50_ms)
 
 
 # Before the memory work (commit 4570747, same probe, 100k chunks): build process, then a restarted service.
