@@ -31,6 +31,7 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 from pydantic import PrivateAttr
 
+from bot.errors import ConfigError
 from knowledge.fusion import DENSE_VECTOR, SPARSE_VECTOR, FusionPlan
 from knowledge.sparse import Bm25Encoder
 
@@ -257,7 +258,15 @@ def _open_shard(path: Path, dimensions: int) -> Any:
         sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
     )
     if path.exists() and any(path.iterdir()):
-        shard = qe.EdgeShard.load(str(path), config)
+        try:
+            shard = qe.EdgeShard.load(str(path), config)
+        except Exception as exc:
+            if "WouldBlock" in str(exc):  # its write-ahead log is locked: another process has the index open
+                raise ConfigError(
+                    f"DATA_DIR: the index at {path} is open in another process (a running `supportbot serve`?); "
+                    "run this command with that service's HTTP_PORT so it goes through the service, or stop it"
+                ) from exc
+            raise
     else:
         path.mkdir(parents=True, exist_ok=True)
         shard = qe.EdgeShard.create(str(path), config)

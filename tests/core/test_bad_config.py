@@ -22,6 +22,9 @@ import pytest
 from app.build import build_service
 from app.serve import SupportApp
 from app.settings import Settings
+from knowledge.edge_store import EdgeVectorStore
+from knowledge.fusion import FusionPlan
+from knowledge.sparse import Bm25Encoder
 from tests.cli import cli_env, run_cli
 from tests.doubles import ScriptedKnowledge
 from tests.fakes.anthropic_server import FakeAnthropic
@@ -122,6 +125,17 @@ def test_command_mistakes_are_one_line(args: list[str], expected: str, tmp_path:
         assert "supportbot ingest PATH" in result.stderr
     if args[0] in ("ask", "ingest"):
         assert not (tmp_path / "var").exists()  # a command in the wrong place creates no empty DATA_DIR
+
+
+def test_ask_next_to_an_index_another_process_holds_is_one_line(tmp_path: Path) -> None:
+    """A service on another HTTP_PORT than the command's holds the embedded index: the command names the cause."""
+    held = EdgeVectorStore(tmp_path / "qdrant" / "supportbot", 384, Bm25Encoder(), FusionPlan())
+    try:
+        result = _run(["ask", "How do I restore a folder?"], {"HTTP_PORT": "1"}, tmp_path)
+    finally:
+        held.close()
+    assert result.returncode == 2, result.stderr
+    assert "is open in another process" in _one_line(result.stderr) and "HTTP_PORT" in result.stderr
 
 
 @pytest.fixture
