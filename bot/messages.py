@@ -118,7 +118,7 @@ class Citation:
     url: str = ""  # a link a person can open, when there is one
     section: str = ""
     snippet: str = ""
-    score: float = 0.0
+    score: float = 0.0  # 0..1 relevance of the passage to the question (the reader's when one read it)
     chunk_id: str = ""
     community: bool = False  # a community tip (forum, user-contributed), not an official article
 

@@ -10,6 +10,7 @@ metadata (the path under the ingested folder) is only used to tell pages apart. 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -59,6 +60,14 @@ def number_citations(text: str, hits: Sequence[Hit]) -> tuple[str, tuple[Citatio
     return renumbered, citations
 
 
+def relevance(hit: Hit) -> float:
+    """0..1, how well the passage answers the question as the trace shows it: the cross-encoder's judgement (the
+    sigmoid of its logit; it ordered the hits) when it read the passage, else the dense cosine."""
+    if hit.reader is None:
+        return round(hit.cosine, 4)
+    return round(1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, hit.reader)))), 4)
+
+
 def retrieved_passage(hit: Hit) -> Citation:
     """A retrieved passage the answer did not cite, as the trace keeps it (index 0: no marker points at it)."""
     return _citation(0, hit)
@@ -74,7 +83,7 @@ def _citation(number: int, hit: Hit) -> Citation:
         url=url,
         section=hit.meta("section"),
         snippet=hit.text[:_SNIPPET_CHARS],
-        score=round(hit.cosine, 4),
+        score=relevance(hit),
         chunk_id=hit.node.node_id,
         community=hit.meta("trust") == COMMUNITY,
     )

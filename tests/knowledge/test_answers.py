@@ -55,7 +55,8 @@ async def test_claude_answer_has_citations_usage_and_cost(
     assert [c.index for c in answer.citations] == [1]
     assert answer.citations[0].title == "Restoring files"
     cited = {c.chunk_id for c in answer.citations}  # the trace keeps what else retrieval found, uncited
-    assert answer.passages and all(p.index == 0 and p.chunk_id not in cited and p.score for p in answer.passages)
+    assert answer.passages and all(p.index == 0 and p.chunk_id not in cited for p in answer.passages)
+    assert all(0.0 <= p.score <= 1.0 for p in answer.passages) and max(p.score for p in answer.passages) > 0
     assert answer.usage.input_tokens == 1000 and answer.usage.output_tokens == 100
     assert answer.usage.cost_usd == pytest.approx((1000 * 3 + 100 * 15) / 1_000_000)
     assert set(answer.stage_ms) >= {"condense", "retrieve", "generate"}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 from llama_index.core.schema import TextNode
 
-from knowledge.citations import number_citations
+from knowledge.citations import number_citations, retrieved_passage
 from knowledge.config import KnowledgeConfig
 from knowledge.retrieval import Hit
 from knowledge.service import build_knowledge
@@ -61,3 +62,10 @@ async def test_no_reply_or_citation_carries_a_server_path(
         assert answer.citations[0].url == "https://help.acme.example/billing/refunds", answer
     finally:
         await service.close()
+
+
+def test_a_passage_shows_the_readers_relevance_when_it_read_it_else_the_cosine() -> None:
+    plain = hit("a.md", "Refunds")
+    assert retrieved_passage(plain).score == 0.8  # no reader ranked this search
+    assert retrieved_passage(dataclasses.replace(plain, reader=2.0)).score == 0.8808  # sigmoid(2)
+    assert retrieved_passage(dataclasses.replace(plain, reader=-40.0)).score == 0.0
