@@ -32,7 +32,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.harness import Report
-from knowledge.calibration import NO_READING, Labelled, Signals, probability
+from knowledge.calibration import NO_READING, Labelled, Signals, collect_signals, probability
+from knowledge.config import KnowledgeConfig
 
 DATA = Path(os.environ.get("SAMSUNG_QA_DIR", "/work/shared/eval/retrieval/samsung_emanual_qa"))
 AUDIT = Path(__file__).parent / "data" / "samsung_heldout_audit.jsonl"
@@ -53,9 +54,6 @@ def load_audit(path: Path = AUDIT) -> dict[str, str]:
 
 def collect(folder: Path) -> list[Labelled]:
     """Every question's signals, as asked and with its relevant pages filtered out (blocking: indexes the folder)."""
-    from knowledge.calibration import collect_signals
-    from knowledge.config import KnowledgeConfig
-
     with tempfile.TemporaryDirectory(prefix="bench-abstention-") as tmp:
         return collect_signals(folder, KnowledgeConfig(data_dir=Path(tmp) / "data"))
 
@@ -86,11 +84,12 @@ async def run(report: Report, quick: bool) -> None:
 
     audit = load_audit()
     rows = await asyncio.to_thread(collect, DATA)
-    answerable, held_out = split(rows, audit, probability)
+    values = (("confidence", probability), ("reader logit alone", reading))
+    splits = {name: split(rows, audit, value) for name, value in values}
+    answerable, held_out = splits["confidence"]
     for verdict in VERDICTS:
         report.add(f"audited held-out: {verdict}", len(held_out[verdict]), "q")
-    for name, value in (("confidence", probability), ("reader logit alone", reading)):
-        scores, groups = split(rows, audit, value)
+    for name, (scores, groups) in splits.items():
         labels = [1] * len(scores) + [0] * len(groups["unanswered"])
         auc = float(roc_auc_score(labels, scores + groups["unanswered"]))
         report.add(f"AUC answerable vs unanswered ({name})", auc)

@@ -206,13 +206,13 @@ class ExtractiveAnswerer:
         pool = _pool(hits, self._quotable)
         if not pool:
             return []
-        scores = self._ranker.rank(question, [unit for _, _, unit in pool])
+        units = [unit for _, _, unit in pool]
+        scores = self._ranker.rank(question, units)
         # a TextNode's start in its section: orders the passages of a section the chunker cut
         offsets = [getattr(hit.node, "start_char_idx", None) or 0 for hit in hits]
         sections: dict[tuple[int, int], list[_Pick]] = {}
         for score, (key, index, unit) in zip(scores, pool, strict=True):
             sections.setdefault(key, []).append(_Pick(score, index, unit, key, offsets[index - 1]))
-        units = [unit for _, _, unit in pool]
         merged = {key: self._merged(picks) for key, picks in sections.items()}
         covered = dict(zip(merged, self._ranker.rank(question, list(merged.values()), units), strict=True))
         lead = hits[0].score or 1.0

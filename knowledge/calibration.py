@@ -17,7 +17,6 @@ of a feature whose page is gone).
 
 from __future__ import annotations
 
-import math
 import re
 import zlib
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ from wordfreq import zipf_frequency
 
 from knowledge.config import KnowledgeConfig
 from knowledge.focus import search_text
-from knowledge.retrieval import Hit
+from knowledge.retrieval import Hit, logistic
 from knowledge.sparse import Bm25Encoder
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -123,7 +122,7 @@ def probability(
         coefficients, intercept = (READER_COEFFICIENTS, READER_INTERCEPT) if reads else (COEFFICIENTS, INTERCEPT)
     vector = evidence.vector(len(coefficients) == len(READER_FEATURES))
     z = intercept + sum(c * x for c, x in zip(coefficients, vector, strict=True))
-    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+    return logistic(z)
 
 
 def confidence(question: str, hits: Sequence[Hit], encoder: Bm25Encoder) -> float:

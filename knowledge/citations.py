@@ -10,13 +10,12 @@ metadata (the path under the ingested folder) is only used to tell pages apart. 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 
 from bot.messages import Citation
 from knowledge.readers import COMMUNITY
-from knowledge.retrieval import Hit
+from knowledge.retrieval import Hit, logistic
 
 MARKER = re.compile(r"\[(\d{1,3})\]")
 _REPEATED = re.compile(r"\[(\d{1,3})\](?:\s*\[\1\])+")
@@ -65,7 +64,7 @@ def relevance(hit: Hit) -> float:
     sigmoid of its logit; it ordered the hits) when it read the passage, else the dense cosine."""
     if hit.reader is None:
         return round(hit.cosine, 4)
-    return round(1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, hit.reader)))), 4)
+    return round(logistic(hit.reader), 4)
 
 
 def retrieved_passage(hit: Hit) -> Citation:

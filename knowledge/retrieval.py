@@ -13,6 +13,7 @@ with the question and reordered by `fused / best fused + RERANK_WEIGHT x logit`;
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
@@ -41,6 +42,11 @@ class Reader(Protocol):
     """Scores how well each passage answers the question: one logit per passage (higher: more likely)."""
 
     def scores(self, question: str, passages: Sequence[str]) -> list[float]: ...
+
+
+def logistic(logit: float) -> float:
+    """The probability a logit stands for (clamped, so no logit overflows `exp`)."""
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit))))
 
 
 @dataclass(frozen=True, slots=True)
