@@ -165,22 +165,30 @@ def reliability(results: Sequence[QuestionResult], width: float = 0.1) -> list[d
     ]
 
 
+def page_words(corpus: Sequence[Mapping[str, Any]]) -> dict[str, set[str]]:
+    """Document id -> the content words of its title and text, the words `stated_by` looks an answer up in."""
+    return {
+        str(doc.get("_id", doc.get("id", ""))): content_words(f"{doc.get('title', '')}\n{doc.get('text', '')}")
+        for doc in corpus
+    }
+
+
+def stated_by(pages: Mapping[str, set[str]], reference: str, removed: Collection[str]) -> bool:
+    """Whether one page not in `removed` holds at least `FACT_SHARE` of the reference answer's content words (the
+    test `has_fact` applies to an answer)."""
+    expected = content_words(reference)
+    return bool(expected) and any(
+        len(expected & words) >= FACT_SHARE * len(expected) for doc_id, words in pages.items() if doc_id not in removed
+    )
+
+
 def still_stated(
     corpus: Sequence[Mapping[str, Any]], removed: set[str], answers: Mapping[str, str], held_out: set[str]
 ) -> set[str]:
-    """The held-out questions whose reference answer a page left in the index still states (at least `FACT_SHARE`
-    of its content words in one document's title and text, the test `has_fact` applies to an answer)."""
-    pages = [
-        content_words(f"{doc.get('title', '')}\n{doc.get('text', '')}")
-        for doc in corpus
-        if str(doc.get("_id", doc.get("id", ""))) not in removed
-    ]
-    stated: set[str] = set()
-    for query_id in held_out:
-        expected = content_words(answers.get(query_id, ""))
-        if expected and any(len(expected & page) >= FACT_SHARE * len(expected) for page in pages):
-            stated.add(query_id)
-    return stated
+    """The held-out questions whose reference answer a page left in the index still states (`stated_by`: a corpus
+    of several manuals of one product line repeats sections)."""
+    pages = page_words(corpus)
+    return {query_id for query_id in held_out if stated_by(pages, answers.get(query_id, ""), removed)}
 
 
 def held_out_split(qrels: Mapping[str, Mapping[str, int]], fraction: float, seed: int = 0) -> tuple[set[str], set[str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -112,6 +113,39 @@ def test_a_held_out_answer_another_page_still_states_is_scored_apart() -> None:
     assert summary["held_out"] == 2 and summary["restated"] == 1
     assert summary["held_out_abstention"] == 0.5 and summary["restated_safe"] == 1.0
     assert summary["confidently_wrong"] == round(1 / 3, 4)
+
+
+def test_the_confidence_is_not_taught_that_a_restated_answer_is_missing(
+    tmp_path: Path, make_settings: Callable[..., KnowledgeConfig]
+) -> None:
+    """A question whose relevant page is filtered out is a negative example only when no page left states its
+    reference answer: the twin section of a second manual still answers it, and calling that retrieval "the
+    knowledge base does not know" teaches the confidence to refuse answers the knowledge base holds."""
+    corpus = [
+        {"_id": "tv-a", "title": "Auto update", "text": "Settings > Support > Software Update > Auto Update."},
+        {"_id": "tv-b", "title": "Updating the TV", "text": "Open Settings, Support, Software Update, Auto Update."},
+        {"_id": "phone", "title": "Equalizer", "text": "From Settings, tap Sounds and vibration > Equalizer."},
+    ]
+    questions = {"q1": "How do I turn on automatic software updates?", "q2": "Where is the sound equalizer?"}
+    answers = {"q1": "Settings > Support > Software Update > Auto Update", "q2": "Sounds and vibration > Equalizer"}
+    folder = tmp_path / "beir"
+    folder.mkdir()
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(doc) + "\n" for doc in corpus))
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": text}) + "\n" for q, text in questions.items())
+    )
+    (folder / "answers.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "answer": text}) + "\n" for q, text in answers.items())
+    )
+    (folder / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ttv-a\t1\nq2\tphone\t1\n")
+
+    rows = collect_signals(folder, make_settings())
+
+    assert sorted((row.kind, row.question_id) for row in rows) == [
+        ("answerable", "q1"),
+        ("answerable", "q2"),
+        ("held_out", "q2"),
+    ]
 
 
 def test_confidence_ranks_answerable_above_held_out_above_off_topic(
