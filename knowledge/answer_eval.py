@@ -78,12 +78,14 @@ def content_words(text: str) -> set[str]:
     return {word for word in _WORD.findall(text.lower()) if len(word) > 1 and word not in ENGLISH_STOP_WORDS}
 
 
+def _states(expected: set[str], words: set[str]) -> bool:
+    """At least `FACT_SHARE` of a reference answer's content words (`expected`, none: never) are among `words`."""
+    return bool(expected) and len(expected & words) >= FACT_SHARE * len(expected)
+
+
 def has_fact(answer_text: str, reference: str) -> bool:
     """At least `FACT_SHARE` of the reference answer's content words occur in the answer."""
-    expected = content_words(reference)
-    if not expected:
-        return False
-    return len(expected & content_words(answer_text)) / len(expected) >= FACT_SHARE
+    return _states(content_words(reference), content_words(answer_text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,9 +179,7 @@ def stated_by(pages: Mapping[str, set[str]], reference: str, removed: Collection
     """Whether one page not in `removed` holds at least `FACT_SHARE` of the reference answer's content words (the
     test `has_fact` applies to an answer)."""
     expected = content_words(reference)
-    return bool(expected) and any(
-        len(expected & words) >= FACT_SHARE * len(expected) for doc_id, words in pages.items() if doc_id not in removed
-    )
+    return any(_states(expected, words) for doc_id, words in pages.items() if doc_id not in removed)
 
 
 def still_stated(

@@ -164,9 +164,8 @@ def collect_signals(folder: Path, config: KnowledgeConfig, off_topic: Sequence[s
     questions; each read as the engine reads it (`search_text`: its focus, without markup)."""
     from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 
-    # lazy: answer_eval -> beir -> service -> engine imports this module
-    from knowledge.answer_eval import page_words, stated_by
-    from knowledge.beir import load_beir, temporary_index
+    from knowledge.answer_eval import page_words, stated_by  # lazy: answer_eval -> beir -> service -> engine -> here
+    from knowledge.beir import load_beir, temporary_index  # lazy: beir -> service -> engine imports this module
 
     data = load_beir(folder)
     pages = page_words(data.corpus)

