@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from channels.slack import SlackChannel, SlackConfig  # lazy: types only (see above)
     from knowledge import KnowledgeService  # lazy: types only (see above)
 
+
 def open_database(settings: Settings) -> Database:
     return Database(settings.resolved_database_url)
 
@@ -276,6 +277,7 @@ def report_senders(settings: Settings, outbox: Outbox) -> dict[Channel, ReplySen
 def email_config(settings: Settings, **overrides: Any) -> EmailConfig:
     """The email channel's frozen config from the settings (`overrides`: a test's timeouts or limits)."""
     from channels.email import EmailConfig  # lazy: the email channel, only when email is on
+
     values: dict[str, Any] = {
         "imap_host": settings.imap_host,
         "imap_port": settings.imap_port,

@@ -121,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _serve(_args: argparse.Namespace, settings: Settings) -> int:
     from app.serve import serve  # lazy: loaded by the command that needs it
+
     await serve(settings)
     return 0
 
@@ -260,6 +261,7 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
         run_answers_eval,
         run_retrieval_eval,
     )
+
     offline_environment()
     config = knowledge_config(settings)
     if args.eval_kind == "fit-confidence":
@@ -285,11 +287,13 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _doctor(_args: argparse.Namespace, settings: Settings) -> int:
     from app.doctor import run_doctor  # lazy: loaded by the command that needs it
+
     return await run_doctor(settings)
 
 
 async def _db(_args: argparse.Namespace, settings: Settings) -> int:
     from app.build import build_for_command  # lazy: loaded by the command that needs it
+
     async with build_for_command(settings):
         pass  # entering migrates
     print(f"database at {safe_url(settings.resolved_database_url)} is up to date")
@@ -298,31 +302,37 @@ async def _db(_args: argparse.Namespace, settings: Settings) -> int:
 
 async def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import replay_command  # lazy: loaded by the command that needs it
+
     return await replay_command(settings, ids=args.id, everything=args.all)
 
 
 async def _report(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import report_command  # lazy: loaded by the command that needs it
+
     return await report_command(settings, week=args.week, dry_run=args.dry_run, out=args.out)
 
 
 async def _gaps(_args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import gaps_command  # lazy: loaded by the command that needs it
+
     return await gaps_command(settings)
 
 
 async def _tickets(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import tickets_command  # lazy: loaded by the command that needs it
+
     return await tickets_command(settings, limit=args.limit)
 
 
 async def _forget(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import forget_command  # lazy: loaded by the command that needs it
+
     return await forget_command(settings, args.who)
 
 
 async def _job(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import job_command  # lazy: loaded by the command that needs it
+
     return await job_command(settings, args.name)
 
 

@@ -83,6 +83,17 @@ INTERCEPT = -5.169
 # questions, and "How do I claim a refund?" on the answer-case KB (0.22, answered from the right page). Not adopted:
 # a help centre's paraphrased questions matter more than 2.6 points on a set of near-duplicate manuals; refit when
 # more labelled sets arrive.
+# Two more reader signals, measured the same way (fit on the A halves; one threshold that answers as many answerable
+# Samsung questions, 0.91, as these constants do at 0.2) and dropped:
+# - the cross-encoder's best logit over the single sentences, list items and table rows of the best page (or of the
+#   top three pages): Samsung answerable-vs-held-out AUC on the B halves 0.782 -> 0.782 (0.786), and held-out
+#   abstention no higher. Trained on MS MARCO passages, it reads answer presence no better a sentence at a time.
+# - the gap between the best page's logit and the next page's. Over both halves, Samsung held-out abstention 0.394
+#   -> 0.436 and the audit's really unanswerable 23 -> 29 of 50; sample set answered 28 -> 29 of 30, held out 25 ->
+#   26 of 34; the fixture answered 35 -> 38 of 44 but held out 41 -> 39 of 44. But "What is the best way to learn
+#   Spanish quickly?" rose from 0.15 to 0.29 on the Samsung set (a weak best page whose rivals are weaker still looks
+#   like a clear winner), so off-topic abstention fell below 1.0. Bounded forms (sigma(best) - sigma(next), or the
+#   gap capped at the best logit) keep off-topic at 1.0 but lose the gain (Samsung held-out 0.37-0.41, audit 25-26).
 READER_COEFFICIENTS = (-0.395, 0.712, 4.367, -0.115, 0.472, 0.184)
 READER_INTERCEPT = -2.682
 

