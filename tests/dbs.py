@@ -1,7 +1,8 @@
 """Test databases: a fresh SQLite file or a fresh PostgreSQL database per test, migrated to head.
 
-PostgreSQL is the server running on this machine (TEST_POSTGRES_URL, default postgresql://postgres@127.0.0.1/test
-for the admin connection). If it is not reachable the tests FAIL: a missing server is never a skip.
+PostgreSQL is the server at TEST_POSTGRES_URL (the admin connection; default postgresql://postgres@127.0.0.1:5432/test),
+which scripts/test points at a throwaway cluster when no server answers (scripts/postgres-for-tests). If it is not
+reachable the tests FAIL: a missing server is never a skip.
 """
 
 from __future__ import annotations
