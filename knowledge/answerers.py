@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -253,38 +253,76 @@ class ExtractiveAnswerer:
 
     def _quote(self, picks: Sequence[_Pick], budget: int) -> list[_Pick]:
         """The section's units in document order, all of them when they fit the budget, else the run of consecutive
-        units within the budget that holds the most score (the best unit alone when even it is longer)."""
+        units within the budget that holds the most score (the best unit alone when even it is longer). A run does
+        not start in the middle of numbered steps when the steps before fit too: "2. Click Create key" is no
+        answer without "1. Sign in to the web console and open Developer > API keys"."""
         listed = {(pick.passage, pick.unit.group) for pick in picks if pick.unit.kind == "list"}
         # a short list with its lead-in is one unit: its items are not quoted again on their own
-        units = sorted(
-            (pick for pick in picks if not (pick.unit.kind == "item" and (pick.passage, pick.unit.group) in listed)),
-            key=lambda pick: pick.order,
-        )
+        alone = [pick for pick in picks if not (pick.unit.kind == "item" and (pick.passage, pick.unit.group) in listed)]
+        units = _once(sorted(alone, key=lambda pick: pick.order))
         if not units:
             return []
         if sum(_words(pick.unit) for pick in units) <= budget:
             return units
         best = max(range(len(units)), key=lambda i: (units[i].score, -i))
-        # (score held, words, earliest start): zero-score units around the best one still fill the budget, so a
-        # procedure's first step or a list's lead-in is quoted with the step that matched
-        choice, value = (best, best), (units[best].score, 0, 0)
-        for first in range(best + 1):
-            words = 0
-            for last in range(first, len(units)):
-                words += _words(units[last].unit)
-                if words > budget:
-                    break
-                if last < best:
-                    continue
-                candidate = (sum(p.score for p in units[first : last + 1]), words, -first)
-                if candidate > value:
-                    choice, value = (first, last), candidate
-        return units[choice[0] : choice[1] + 1]
+        first, last = (
+            _window(units, best, budget, lambda i: not _continues_steps(units, i))
+            or _window(units, best, budget, lambda i: True)
+            or (best, best)
+        )
+        return units[first : last + 1]
 
     def _quotable(self, unit: Unit) -> bool:
         """Not a planted instruction, and not the tail of a sentence cut off by a chunk boundary."""
         fragment = unit.kind == "sentence" and unit.text[:1].islower()
         return len(unit.text) > 3 and not fragment and self._detector.scan(unit.quoted) is None
+
+
+def _once(units: Sequence[_Pick]) -> list[_Pick]:
+    """Each quoted text once: chunks overlap, so two retrieved passages of a section can hold the same unit (it keeps
+    the first place and the better score)."""
+    kept: dict[str, _Pick] = {}
+    for pick in units:
+        seen = kept.get(pick.unit.quoted)
+        if seen is None:
+            kept[pick.unit.quoted] = pick
+        elif pick.score > seen.score:
+            kept[pick.unit.quoted] = replace(seen, score=pick.score)
+    return list(kept.values())
+
+
+_STEP = re.compile(r"(\d{1,3})[.)]\s")
+
+
+def _continues_steps(units: Sequence[_Pick], index: int) -> bool:
+    """Whether `units[index]` is a numbered step that follows the step quoted just before it (step n after n - 1)."""
+    if index == 0:
+        return False
+    step, before = _STEP.match(units[index].unit.text), _STEP.match(units[index - 1].unit.text)
+    kinds = {units[index].unit.kind, units[index - 1].unit.kind}
+    return kinds == {"item"} and step is not None and before is not None and int(step[1]) == int(before[1]) + 1
+
+
+def _window(units: Sequence[_Pick], best: int, budget: int, may_start: Callable[[int], bool]) -> tuple[int, int] | None:
+    """(first, last) of the run of consecutive units that holds `best`, fits `budget` words, starts where `may_start`
+    allows and holds the most score; ties go to more words (zero-score units around the best one still fill the
+    budget, so a list's lead-in is quoted with the item that matched), then to the earlier start. None: no such run."""
+    choice: tuple[int, int] | None = None
+    value: tuple[float, int, int] | None = None
+    for first in range(best + 1):
+        if not may_start(first):
+            continue
+        words = 0
+        for last in range(first, len(units)):
+            words += _words(units[last].unit)
+            if words > budget:
+                break
+            if last < best:
+                continue
+            candidate = (sum(p.score for p in units[first : last + 1]), words, -first)
+            if value is None or candidate > value:
+                choice, value = (first, last), candidate
+    return choice
 
 
 def render(picks: Sequence[_Pick], hits: Sequence[Hit]) -> str:

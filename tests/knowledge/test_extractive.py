@@ -209,6 +209,49 @@ def test_a_long_section_is_quoted_within_the_word_budget_around_its_best_unit() 
     assert positions == list(range(positions[0], positions[0] + len(positions)))  # one run, in order
 
 
+API_KEYS = """## Creating an API key
+
+1. Sign in to the web console and open **Developer > API keys**. Only Owners and Admins see this page.
+2. Click **Create key**.
+3. Give the key a name, for example "Monitoring script".
+4. Choose the scopes the key needs.
+5. Choose an expiry: 30 days, 90 days, 365 days (the default) or no expiry.
+6. Click **Create** and copy the key. It starts with `acb_live_` and is shown **only once**.
+
+An account can have up to 10 active keys. Delete a key under **Developer > API keys** to revoke it immediately.
+Creating and deleting keys is recorded in the audit log on Team plans, which keeps it for one year.
+"""
+
+
+def test_numbered_steps_are_quoted_from_the_first_step_when_they_fit() -> None:
+    # The steps that share the question's words are 2 and 6; the budget cannot hold the steps and the paragraph
+    # after them. Before, the run with the most score started at step 2 and took the paragraph: "Click Create key"
+    # with no word of where.
+    hits = [Hit(node=TextNode(text=API_KEYS, metadata={"title": "API"}), score=1.0, cosine=0.6)]
+    answerer = ExtractiveAnswerer(Bm25Encoder(), budget=90, second_share=0.0)
+    quoted = [pick.unit.text for pick in answerer.select("How do I create a key and copy it?", hits)]
+    assert quoted[0].startswith("1. Sign in to the web console")
+    assert [text.split(".")[0] for text in quoted[:6]] == ["1", "2", "3", "4", "5", "6"]
+    # when the steps before the best one cannot fit, the run may still start within the list
+    tight = ExtractiveAnswerer(Bm25Encoder(), budget=25, second_share=0.0)
+    quoted = [pick.unit.text for pick in tight.select("How long can the key's expiry be?", hits)]
+    assert any(text.startswith("5. Choose an expiry") for text in quoted)
+
+
+def test_a_unit_two_overlapping_passages_hold_is_quoted_once() -> None:
+    # Chunks overlap: the step that ends the first passage opens the second one of the same section.
+    meta = {"title": "Installing", "section": "Windows", "source": "install.md"}
+    first = "## Windows\n\n1. Download the installer.\n2. Double-click it, click **Yes**.\n3. Click **Start backup**.\n"
+    second = "3. Click **Start backup**.\n\nThe app is installed in `C:\\Program Files\\Acme Backup`.\n"
+    hits = [
+        Hit(node=TextNode(text=first, metadata=meta), score=1.0, cosine=0.6),
+        Hit(node=TextNode(text=second, metadata=meta, start_char_idx=80), score=0.9, cosine=0.55),
+    ]
+    text = ExtractiveAnswerer(Bm25Encoder(), second_share=0.0).answer("How do I install on Windows?", hits).text
+    assert text.count("Start backup") == 1, text
+    assert "1. Download the installer." in text and "C:\\Program Files\\Acme Backup" in text
+
+
 FACTS: list[tuple[str, Callable[[str], bool]]] = [
     ("How long do I have to ask for a refund?", lambda q: "within **14 days** of the charge" in q),
     ("How long is a team invitation valid?", lambda q: "expire after **7 days**" in q),
