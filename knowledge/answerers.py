@@ -279,16 +279,21 @@ class ExtractiveAnswerer:
 
 
 def _once(units: Sequence[_Pick]) -> list[_Pick]:
-    """Each quoted text once: chunks overlap, so two retrieved passages of a section can hold the same unit (it keeps
-    the first place and the better score)."""
-    kept: dict[str, _Pick] = {}
+    """Each unit once: chunks overlap, so two retrieved passages of a section can hold the same unit (the copy from
+    another passage is dropped; the first keeps the better score). One passage saying a thing twice ("Click OK."
+    in two procedures) keeps both."""
+    kept: list[_Pick] = []
+    first: dict[str, int] = {}
     for pick in units:
-        seen = kept.get(pick.unit.quoted)
+        seen = first.get(pick.unit.quoted)
         if seen is None:
-            kept[pick.unit.quoted] = pick
-        elif pick.score > seen.score:
-            kept[pick.unit.quoted] = replace(seen, score=pick.score)
-    return list(kept.values())
+            first[pick.unit.quoted] = len(kept)
+        elif kept[seen].passage != pick.passage:
+            if pick.score > kept[seen].score:
+                kept[seen] = replace(kept[seen], score=pick.score)
+            continue
+        kept.append(pick)
+    return kept
 
 
 _STEP = re.compile(r"(\d{1,3})[.)]\s")

@@ -250,6 +250,11 @@ def test_a_unit_two_overlapping_passages_hold_is_quoted_once() -> None:
     text = ExtractiveAnswerer(Bm25Encoder(), second_share=0.0).answer("How do I install on Windows?", hits).text
     assert text.count("Start backup") == 1, text
     assert "1. Download the installer." in text and "C:\\Program Files\\Acme Backup" in text
+    # one passage that says a thing twice keeps both: they are two steps, not an overlap
+    twice = "## Windows\n\nTo rename it, type a name. Click **Save**.\n\nTo move it, pick a folder. Click **Save**.\n"
+    hits = [Hit(node=TextNode(text=twice, metadata=meta), score=1.0, cosine=0.6)]
+    text = ExtractiveAnswerer(Bm25Encoder(), second_share=0.0).answer("How do I rename it?", hits).text
+    assert text.count("Click **Save**.") == 2, text
 
 
 FACTS: list[tuple[str, Callable[[str], bool]]] = [
