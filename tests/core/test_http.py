@@ -13,6 +13,7 @@ from app.build import build_service
 from app.serve import SupportApp
 from app.settings import Settings
 from tests.doubles import ScriptedKnowledge
+from tests.ports import free_port
 
 
 @pytest.fixture
@@ -177,11 +178,7 @@ async def test_an_oversized_question_is_refused_at_the_edge_and_stored_nowhere(
 
 async def test_metrics_on_their_own_listener(tmp_path: Path) -> None:
     """With METRICS_PORT set, /metrics answers there and not on the public port."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        metrics_port = int(s.getsockname()[1])
+    metrics_port = free_port()
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -46,12 +47,6 @@ def _ready(url: str) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env(data: Path, kb: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IMAP_", "SMTP_", "DATABASE_"))}
     env.update(
@@ -74,7 +69,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str,
     data, kb = tmp_path / "data", tmp_path / "kb"
     kb.mkdir()
     (kb / "hours.md").write_text(OLD_PAGE)
-    port = _free_port()
+    port = free_port()
     env = _env(data, kb, port)
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True

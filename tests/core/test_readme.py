@@ -6,22 +6,17 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
+
 ROOT = Path(__file__).parents[2]
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _quick_start() -> tuple[str, str]:
@@ -50,7 +45,7 @@ def test_the_quick_start_works_as_written(tmp_path: Path) -> None:
     assert run_block == "./scripts/run"
     clone = tmp_path / "clone"
     _copy_repository(clone)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IMAP_", "SMTP_", "DATABASE_", "API_"))}
     env.pop("VIRTUAL_ENV", None)  # the clone gets its own environment, as a fresh clone would
     env["HTTP_PORT"] = str(port)

@@ -13,7 +13,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,17 +30,12 @@ from tests.deploy.support import (
     metric_names,
     used_metric_names,
 )
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow  # real servers, subprocesses or long scenarios: not in the fast tier
 
 API_KEY = "deploy-test-key-0123456789"
 START_TIMEOUT = 180.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _exposed_names(families: dict[str, str]) -> set[str]:
@@ -91,7 +85,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
         DATA_DIR=str(workdir / "data"),
         HTTP_HOST="127.0.0.1",
         HTTP_PORT="0",
-        METRICS_PORT=str(_free_port()),  # as deployed: /metrics on a listener of its own
+        METRICS_PORT=str(free_port()),  # as deployed: /metrics on a listener of its own
         API_KEYS=API_KEY,
         LOG_FORMAT="json",
         LOG_LEVEL="INFO",

@@ -11,14 +11,9 @@ from pathlib import Path
 import asyncpg
 
 from tests.dbs import ADMIN_URL
+from tests.ports import free_port
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "postgres-for-tests"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _answers(port: int) -> bool:
@@ -47,7 +42,7 @@ async def _create_and_drop_a_database(url: str) -> str:
 
 
 def test_a_throwaway_cluster_serves_the_run_when_no_server_answers() -> None:
-    dead = _free_port()
+    dead = free_port()
     # a folder of its own under the system's temporary directory, as scripts/test makes it (mktemp -d): the server
     # runs as the postgres user, who cannot enter pytest's root-only tmp_path
     folder = Path(tempfile.mkdtemp(prefix="supportbot-pg-"))

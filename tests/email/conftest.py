@@ -18,7 +18,8 @@ from app.build import build_service
 from app.settings import Settings, load_settings
 from app.wiring import Wiring
 from tests.doubles import ScriptedKnowledge
-from tests.email.dovecot import DovecotServer, _free_port
+from tests.email.dovecot import DovecotServer
+from tests.ports import free_port
 
 SUPPORT = "support@acme.test"
 
@@ -50,7 +51,7 @@ class SmtpServer:
 
 def start_smtp(tls_context: Any = None) -> SmtpServer:
     handler = RecordingHandler()
-    port = _free_port()
+    port = free_port()
     kwargs: dict[str, Any] = {"tls_context": tls_context} if tls_context is not None else {}
     controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -22,15 +21,11 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
+from tests.ports import free_port
+
 INSTALL_HINT = "dovecot is not installed: run `apt-get update && apt-get install -y dovecot-imapd`"
 USER = "support@example.test"
 PASSWORD = "secret-pass"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(root: Path, imap_port: int, imaps_port: int) -> str:
@@ -113,7 +108,7 @@ class DovecotServer:
         shutil.chown(self.root / "mail", "dovecot", "dovecot")
         self._certificate()
         (self.root / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}::::::\n")
-        self.imap_port, self.imaps_port = _free_port(), _free_port()
+        self.imap_port, self.imaps_port = free_port(), free_port()
         conf = self.root / "dovecot.conf"
         conf.write_text(_config(self.root, self.imap_port, self.imaps_port))
         self._process = subprocess.Popen(
